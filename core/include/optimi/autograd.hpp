@@ -1,0 +1,60 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "optimi/tensor.hpp"
+
+namespace optimi {
+
+// RAII: nothing is recorded while alive.
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+bool grad_mode_enabled();
+
+namespace autograd {
+
+struct Edge {
+  std::shared_ptr<Node> node;  // null when the input needs no gradient
+};
+
+// A node of the backward graph. Every node has one incoming gradient (the gradient of the one
+// tensor it produced) and one outgoing edge per input of the forward op.
+struct Node {
+  virtual ~Node() = default;
+  virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+  virtual std::string name() const = 0;
+  // Drops saved activations once backward has used them.
+  virtual void release_saved() {}
+  virtual bool is_accumulator() const { return false; }
+
+  std::vector<Edge> next_edges;
+  uint64_t sequence_nr = 0;
+};
+
+// The gradient of an op with respect to its inputs, given the gradient of its output. `needs[i]`
+// says whether input i wants one; entries for the others may be left undefined.
+using BackwardFn =
+    std::function<std::vector<Tensor>(const Tensor& grad_output, const std::vector<bool>& needs)>;
+
+// Attaches the backward of an op to `output` when grad mode is on and some input requires grad.
+// Returned gradients are cast to each input's dtype. Capture only what backward needs: captured
+// tensors are released as soon as the node has run.
+void record(const char* op, const std::vector<Tensor>& inputs, Tensor& output, BackwardFn backward);
+bool any_requires_grad(const std::vector<Tensor>& inputs);
+
+// Runs backward from `root` seeded with `grad`.
+void run_backward(const Tensor& root, const Tensor& grad);
+
+}  // namespace autograd
+}  // namespace optimi

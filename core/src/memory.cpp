@@ -1,0 +1,88 @@
+#include "optimi/memory.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+
+namespace optimi {
+namespace {
+
+constexpr int kMaxDevices = 16;
+struct Counters {
+  std::atomic<int64_t> live{0};
+  std::atomic<int64_t> peak{0};
+};
+std::array<Counters, kMaxDevices + 1> counters;  // slot 0: cpu, 1 + i: cuda:i
+
+Counters& counters_for(Device d) {
+  if (d.is_cpu()) return counters[0];
+  if (d.index < 0 || d.index >= kMaxDevices)
+    throw std::invalid_argument("memory_stats: device index out of range: " + d.str());
+  return counters[1 + d.index];
+}
+
+// 64-byte alignment keeps vector loads aligned and avoids false sharing between threads.
+class CpuAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes) override {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  void deallocate(void* ptr, size_t) override { std::free(ptr); }
+};
+
+std::array<Allocator*, 2>& allocators() {
+  static CpuAllocator cpu;
+  static std::array<Allocator*, 2> a{&cpu, nullptr};
+  return a;
+}
+
+}  // namespace
+
+void record_allocation(Device d, int64_t bytes) {
+  Counters& c = counters_for(d);
+  int64_t live = c.live.fetch_add(bytes) + bytes;
+  int64_t peak = c.peak.load();
+  while (live > peak && !c.peak.compare_exchange_weak(peak, live)) {
+  }
+}
+
+void record_deallocation(Device d, int64_t bytes) { counters_for(d).live.fetch_sub(bytes); }
+
+MemoryStats memory_stats(Device d) {
+  Counters& c = counters_for(d);
+  return {c.live.load(), c.peak.load()};
+}
+
+void reset_peak_memory_stats(Device d) {
+  Counters& c = counters_for(d);
+  c.peak.store(c.live.load());
+}
+
+void register_allocator(DeviceType type, Allocator* allocator) {
+  allocators()[type == DeviceType::CPU ? 0 : 1] = allocator;
+}
+
+Allocator& allocator_for(Device d) {
+  Allocator* a = allocators()[d.is_cpu() ? 0 : 1];
+  if (!a)
+    throw std::invalid_argument("no allocator for device " + d.str() +
+                                " (this build has no CUDA backend)");
+  return *a;
+}
+
+Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  data_ = allocator_for(device).allocate(bytes);
+  record_allocation(device, int64_t(bytes));
+}
+
+Storage::~Storage() {
+  allocator_for(device_).deallocate(data_, bytes_);
+  record_deallocation(device_, int64_t(bytes_));
+}
+
+}  // namespace optimi

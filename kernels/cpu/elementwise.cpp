@@ -1,0 +1,281 @@
+#include "kernels/cpu/elementwise.hpp"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <type_traits>
+
+#include "kernels/cpu/loops.hpp"
+#include "kernels/functors.hpp"
+
+namespace optimi::kernels::cpu {
+namespace {
+
+template <class T>
+constexpr bool is_arithmetic_storage = !std::is_same_v<T, bool>;
+
+template <class T, class F>
+void map_unary(const Tensor& x, Tensor& out, F f, double scalar) {
+  using C = compute_t<T>;
+  const C s = C(scalar);
+  for_each_row<2>(make_layout<2>({&out, &x}), [&](auto p, auto st, int64_t n) {
+    T* o = reinterpret_cast<T*>(p[0]);
+    const T* a = reinterpret_cast<const T*>(p[1]);
+    if (st[0] == 1 && st[1] == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) o[i] = store<T>(f(load(a[i]), s));
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = store<T>(f(load(a[i * st[1]]), s));
+    }
+  });
+}
+
+template <class T, class F>
+void map_binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
+  for_each_row<3>(make_layout<3>({&out, &a, &b}), [&](auto p, auto st, int64_t n) {
+    T* o = reinterpret_cast<T*>(p[0]);
+    const T* x = reinterpret_cast<const T*>(p[1]);
+    const T* y = reinterpret_cast<const T*>(p[2]);
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) o[i] = store<T>(f(load(x[i]), load(y[i])));
+    } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
+      const auto yv = load(y[0]);
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) o[i] = store<T>(f(load(x[i]), yv));
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        o[i * st[0]] = store<T>(f(load(x[i * st[1]]), load(y[i * st[2]])));
+    }
+  });
+}
+
+// Adapts a one-argument functor to the (x, scalar) signature of map_unary.
+template <class F>
+struct IgnoreScalar {
+  F f;
+  template <class C>
+  OPTIMI_HD C operator()(C x, C) const {
+    return f(x);
+  }
+};
+
+template <class T>
+void unary_typed(UnaryOp op, const Tensor& x, Tensor& out, double s) {
+  switch (op) {
+    case UnaryOp::Neg:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Neg>{}, s);
+    case UnaryOp::Exp:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Exp>{}, s);
+    case UnaryOp::Log:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Log>{}, s);
+    case UnaryOp::Sqrt:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Sqrt>{}, s);
+    case UnaryOp::Rsqrt:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Rsqrt>{}, s);
+    case UnaryOp::Tanh:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Tanh>{}, s);
+    case UnaryOp::Abs:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Abs>{}, s);
+    case UnaryOp::Sign:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Sign>{}, s);
+    case UnaryOp::Relu:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Relu>{}, s);
+    case UnaryOp::Sigmoid:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Sigmoid>{}, s);
+    case UnaryOp::Silu:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Silu>{}, s);
+    case UnaryOp::Mish:
+      return map_unary<T>(x, out, IgnoreScalar<fn::Mish>{}, s);
+    case UnaryOp::GeluTanh:
+      return map_unary<T>(x, out, IgnoreScalar<fn::GeluTanh>{}, s);
+    case UnaryOp::GeluErf:
+      return map_unary<T>(x, out, IgnoreScalar<fn::GeluErf>{}, s);
+    case UnaryOp::AddScalar:
+      return map_unary<T>(x, out, fn::AddScalar{}, s);
+    case UnaryOp::MulScalar:
+      return map_unary<T>(x, out, fn::MulScalar{}, s);
+    case UnaryOp::RSubScalar:
+      return map_unary<T>(x, out, fn::RSubScalar{}, s);
+    case UnaryOp::RDivScalar:
+      return map_unary<T>(x, out, fn::RDivScalar{}, s);
+    case UnaryOp::PowScalar:
+      return map_unary<T>(x, out, fn::PowScalar{}, s);
+  }
+}
+
+template <class T>
+void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  switch (op) {
+    case BinaryOp::Add:
+      return map_binary<T>(a, b, out, fn::Add{});
+    case BinaryOp::Sub:
+      return map_binary<T>(a, b, out, fn::Sub{});
+    case BinaryOp::Mul:
+      return map_binary<T>(a, b, out, fn::Mul{});
+    case BinaryOp::Div:
+      return map_binary<T>(a, b, out, fn::Div{});
+    case BinaryOp::Maximum:
+      return map_binary<T>(a, b, out, fn::Maximum{});
+    case BinaryOp::GreaterEqualMask:
+      return map_binary<T>(a, b, out, fn::GreaterEqualMask{});
+    case BinaryOp::ReluBackward:
+      return map_binary<T>(a, b, out, fn::ReluBackward{});
+    case BinaryOp::SigmoidBackward:
+      return map_binary<T>(a, b, out, fn::SigmoidBackward{});
+    case BinaryOp::SiluBackward:
+      return map_binary<T>(a, b, out, fn::SiluBackward{});
+    case BinaryOp::MishBackward:
+      return map_binary<T>(a, b, out, fn::MishBackward{});
+    case BinaryOp::GeluTanhBackward:
+      return map_binary<T>(a, b, out, fn::GeluTanhBackward{});
+    case BinaryOp::GeluErfBackward:
+      return map_binary<T>(a, b, out, fn::GeluErfBackward{});
+    case BinaryOp::TanhBackward:
+      return map_binary<T>(a, b, out, fn::TanhBackward{});
+  }
+}
+
+template <class D, class S>
+void copy_typed(const Tensor& src, Tensor& dst) {
+  for_each_row<2>(make_layout<2>({&dst, &src}), [&](auto p, auto st, int64_t n) {
+    D* o = reinterpret_cast<D*>(p[0]);
+    const S* a = reinterpret_cast<const S*>(p[1]);
+    auto convert = [](S v) -> D {
+      if constexpr (std::is_same_v<S, D>) {
+        return v;
+      } else if constexpr (std::is_same_v<D, bool>) {
+        return load(v) != compute_t<S>(0);
+      } else if constexpr (std::is_same_v<S, bool>) {
+        return store<D>(compute_t<D>(v ? 1 : 0));
+      } else {
+        return store<D>(load(v));
+      }
+    };
+    if (st[0] == 1 && st[1] == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) o[i] = convert(a[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = convert(a[i * st[1]]);
+    }
+  });
+}
+
+// Views x as [outer, reduced, inner] (x must be contiguous).
+struct ReduceShape {
+  int64_t outer = 1, reduced = 1, inner = 1;
+};
+ReduceShape reduce_shape(const Tensor& x, int64_t dim) {
+  ReduceShape r;
+  for (int64_t i = 0; i < x.dim(); ++i) {
+    int64_t s = x.shape()[size_t(i)];
+    if (i < dim) r.outer *= s;
+    if (i == dim) r.reduced = s;
+    if (i > dim) r.inner *= s;
+  }
+  return r;
+}
+
+template <class T, bool kMax>
+void reduce_typed(const Tensor& x, int64_t dim, Tensor& out) {
+  using Acc = std::conditional_t<std::is_same_v<T, int64_t>, int64_t, double>;
+  const ReduceShape r = reduce_shape(x, dim);
+  const T* in = x.data<T>();
+  T* o = out.data<T>();
+#pragma omp parallel for schedule(static) if (r.outer * r.reduced * r.inner >= kParallelGrain)
+  for (int64_t b = 0; b < r.outer; ++b) {
+    const T* base = in + b * r.reduced * r.inner;
+    for (int64_t j = 0; j < r.inner; ++j) {
+      Acc acc = kMax ? Acc(load(base[j])) : Acc(0);
+      for (int64_t k = kMax ? 1 : 0; k < r.reduced; ++k) {
+        Acc v = Acc(load(base[k * r.inner + j]));
+        if constexpr (kMax) {
+          acc = (v > acc || v != v) ? v : acc;  // NaN propagates, as in PyTorch
+        } else {
+          acc += v;
+        }
+      }
+      o[b * r.inner + j] = store<T>(compute_t<T>(acc));
+    }
+  }
+}
+
+void require_arithmetic(const char* op, DType t) {
+  if (t == DType::Bool)
+    throw std::invalid_argument(std::string(op) + ": not supported for bool tensors");
+}
+
+}  // namespace
+
+void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) {
+  require_arithmetic("unary", out.dtype());
+  dispatch_dtype("unary", out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_arithmetic_storage<T>) unary_typed<T>(op, x, out, scalar);
+  });
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  require_arithmetic("binary", out.dtype());
+  dispatch_dtype("binary", out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_arithmetic_storage<T>) binary_typed<T>(op, a, b, out);
+  });
+}
+
+void copy(const Tensor& src, Tensor& dst) {
+  dispatch_dtype("copy", dst.dtype(), [&](auto dtag) {
+    dispatch_dtype("copy", src.dtype(),
+                   [&](auto stag) { copy_typed<decltype(dtag), decltype(stag)>(src, dst); });
+  });
+}
+
+void fill(Tensor& dst, double value) {
+  dispatch_dtype("fill", dst.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T v;
+    if constexpr (std::is_same_v<T, bool>) {
+      v = value != 0.0;
+    } else {
+      v = store<T>(compute_t<T>(value));
+    }
+    for_each_row<1>(make_layout<1>({&dst}), [&](auto p, auto st, int64_t n) {
+      T* o = reinterpret_cast<T*>(p[0]);
+      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = v;
+    });
+  });
+}
+
+void reduce_sum(const Tensor& x, int64_t dim, Tensor& out) {
+  require_arithmetic("sum", x.dtype());
+  dispatch_dtype("sum", x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_arithmetic_storage<T>) reduce_typed<T, false>(x, dim, out);
+  });
+}
+
+void reduce_max(const Tensor& x, int64_t dim, Tensor& out) {
+  require_arithmetic("max", x.dtype());
+  dispatch_dtype("max", x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_arithmetic_storage<T>) reduce_typed<T, true>(x, dim, out);
+  });
+}
+
+void reduce_sum_all(const Tensor& x, Tensor& out) {
+  require_arithmetic("sum", x.dtype());
+  dispatch_dtype("sum", x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_arithmetic_storage<T>) {
+      using Acc = std::conditional_t<std::is_same_v<T, int64_t>, int64_t, double>;
+      const T* in = x.data<T>();
+      const int64_t n = x.numel();
+      Acc total = 0;
+#pragma omp parallel for reduction(+ : total) schedule(static) if (n >= kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) total += Acc(load(in[i]));
+      *out.data<T>() = store<T>(compute_t<T>(total));
+    }
+  });
+}
+
+}  // namespace optimi::kernels::cpu

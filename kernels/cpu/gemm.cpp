@@ -1,0 +1,212 @@
+#include "kernels/cpu/gemm.hpp"
+
+#include <omp.h>
+
+// GCC 12 flags Eigen's AVX-512 double packing (gemm_pack_rhs) as maybe-uninitialized: a false
+// positive inside Eigen, reported where the template is instantiated, i.e. in this file.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/loops.hpp"
+
+// Eigen's GEMM over matrices mapped in place: any layout with one unit stride is a plain row- or
+// column-major matrix to Eigen, so transposed operands cost no copy.
+namespace optimi::kernels::cpu {
+namespace {
+
+// How every matrix of one operand sits in memory.
+struct Layout {
+  bool col_major = false;
+  int64_t ld = 1;  // leading dimension: the stride between rows (row-major) or columns
+};
+
+std::optional<Layout> matrix_layout(int64_t rows, int64_t cols, int64_t row_stride,
+                                    int64_t col_stride) {
+  // Strides of size-1 dims are meaningless, so either layout may fit.
+  if ((cols <= 1 || col_stride == 1) && (rows <= 1 || row_stride >= cols)) {
+    return Layout{false, rows <= 1 ? std::max<int64_t>(cols, 1) : row_stride};
+  }
+  if ((rows <= 1 || row_stride == 1) && (cols <= 1 || col_stride >= rows)) {
+    return Layout{true, cols <= 1 ? std::max<int64_t>(rows, 1) : col_stride};
+  }
+  return std::nullopt;
+}
+
+// The operand itself when its matrices have a usable layout, otherwise a contiguous copy.
+Tensor with_matrix_layout(const Tensor& t) {
+  int64_t nd = t.dim();
+  const Shape& s = t.shape();
+  const Shape& st = t.strides();
+  if (matrix_layout(s[size_t(nd - 2)], s[size_t(nd - 1)], st[size_t(nd - 2)], st[size_t(nd - 1)])) {
+    return t;
+  }
+  return t.contiguous();
+}
+
+Layout layout_of(const Tensor& t) {
+  int64_t nd = t.dim();
+  const Shape& s = t.shape();
+  const Shape& st = t.strides();
+  return *matrix_layout(s[size_t(nd - 2)], s[size_t(nd - 1)], st[size_t(nd - 2)],
+                        st[size_t(nd - 1)]);
+}
+
+// Element offset of every matrix of `t` (batch dims may have stride 0).
+std::vector<int64_t> batch_offsets(const Tensor& t, int64_t batch) {
+  std::vector<int64_t> offsets(size_t(batch), 0);
+  int64_t nb = t.dim() - 2;
+  for (int64_t i = 0; i < batch; ++i) {
+    int64_t rem = i;
+    for (int64_t d = nb - 1; d >= 0; --d) {
+      int64_t size = t.shape()[size_t(d)];
+      offsets[size_t(i)] += (rem % size) * t.strides()[size_t(d)];
+      rem /= size;
+    }
+  }
+  return offsets;
+}
+
+template <class T, int Order>
+using ConstMatrixMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>,
+                                  Eigen::Unaligned, Eigen::OuterStride<>>;
+template <class T>
+using RowMajorMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+template <class T, int OrderA, int OrderB>
+void multiply_one(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t m, int64_t n,
+                  int64_t k) {
+  ConstMatrixMap<T, OrderA> A(a, m, k, Eigen::OuterStride<>(lda));
+  ConstMatrixMap<T, OrderB> B(b, k, n, Eigen::OuterStride<>(ldb));
+  RowMajorMap<T> C(c, m, n);
+  C.noalias() = A * B;
+}
+
+template <class T>
+using MultiplyFn = void (*)(const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t);
+
+template <class T>
+MultiplyFn<T> multiply_for(bool a_col_major, bool b_col_major) {
+  if (a_col_major) {
+    return b_col_major ? multiply_one<T, Eigen::ColMajor, Eigen::ColMajor>
+                       : multiply_one<T, Eigen::ColMajor, Eigen::RowMajor>;
+  }
+  return b_col_major ? multiply_one<T, Eigen::RowMajor, Eigen::ColMajor>
+                     : multiply_one<T, Eigen::RowMajor, Eigen::RowMajor>;
+}
+
+// Widens one 16-bit matrix into a dense float buffer of the same layout (leading dim packed).
+template <class T>
+int64_t widen(const T* src, Layout layout, int64_t rows, int64_t cols, float* dst, bool parallel) {
+  int64_t outer = layout.col_major ? cols : rows;
+  int64_t inner = layout.col_major ? rows : cols;
+#pragma omp parallel for schedule(static) if (parallel && outer * inner >= kParallelGrain)
+  for (int64_t o = 0; o < outer; ++o) {
+    const T* s = src + o * layout.ld;
+    float* d = dst + o * inner;
+    for (int64_t i = 0; i < inner; ++i) d[i] = load(s[i]);
+  }
+  return std::max<int64_t>(inner, 1);
+}
+
+struct Problem {
+  int64_t batch, m, n, k;
+  Layout a, b;
+  std::vector<int64_t> a_offsets, b_offsets;
+};
+
+// One parallel loop over the batch when it is large enough to share out (each GEMM then runs on
+// one thread: Eigen does not nest inside a parallel region); otherwise Eigen threads each GEMM.
+bool parallel_over_batch(const Problem& p) {
+  constexpr int64_t kBigGemm = int64_t(1) << 21;  // m*n*k where Eigen's own threading pays
+  return p.batch > 1 && (p.batch >= omp_get_max_threads() || p.m * p.n * p.k < kBigGemm);
+}
+
+template <class T>
+void run_native(const Problem& p, const T* a, const T* b, T* c) {
+  MultiplyFn<T> multiply = multiply_for<T>(p.a.col_major, p.b.col_major);
+#pragma omp parallel for schedule(static) if (parallel_over_batch(p))
+  for (int64_t i = 0; i < p.batch; ++i) {
+    multiply(a + p.a_offsets[size_t(i)], p.a.ld, b + p.b_offsets[size_t(i)], p.b.ld,
+             c + i * p.m * p.n, p.m, p.n, p.k);
+  }
+}
+
+// Float32 scratch matrices for one 16-bit product at a time.
+struct Widened {
+  std::vector<float> a, b, c;
+  explicit Widened(const Problem& p)
+      : a(size_t(p.m * p.k)), b(size_t(p.k * p.n)), c(size_t(p.m * p.n)) {}
+};
+
+// Widens matrix i of both operands, multiplies in float32 and rounds into c once. `threaded`
+// spreads the widening and rounding loops when the batch itself is not shared out.
+template <class T>
+void widened_one(const Problem& p, int64_t i, const T* a, const T* b, T* c, Widened& w,
+                 bool threaded) {
+  int64_t lda = widen(a + p.a_offsets[size_t(i)], p.a, p.m, p.k, w.a.data(), threaded);
+  int64_t ldb = widen(b + p.b_offsets[size_t(i)], p.b, p.k, p.n, w.b.data(), threaded);
+  multiply_for<float>(p.a.col_major, p.b.col_major)(w.a.data(), lda, w.b.data(), ldb, w.c.data(),
+                                                    p.m, p.n, p.k);
+  T* out = c + i * p.m * p.n;
+  const int64_t count = p.m * p.n;
+#pragma omp parallel for schedule(static) if (threaded && count >= kParallelGrain)
+  for (int64_t j = 0; j < count; ++j) out[j] = store<T>(w.c[size_t(j)]);
+}
+
+template <class T>
+void run_widened(const Problem& p, const T* a, const T* b, T* c) {
+  if (parallel_over_batch(p)) {
+#pragma omp parallel
+    {
+      Widened w(p);
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, w, false);
+    }
+    return;
+  }
+  Widened w(p);
+  for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, w, true);
+}
+
+}  // namespace
+
+void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c) {
+  Tensor a = with_matrix_layout(a_in);
+  Tensor b = with_matrix_layout(b_in);
+  int64_t nd = c.dim();
+  Problem p;
+  p.m = c.shape()[size_t(nd - 2)];
+  p.n = c.shape()[size_t(nd - 1)];
+  p.k = a.shape()[size_t(nd - 1)];
+  p.batch = p.m * p.n == 0 ? 0 : c.numel() / (p.m * p.n);
+  if (p.batch == 0) return;
+  if (p.k == 0) {
+    std::memset(c.data_ptr(), 0, size_t(c.nbytes()));  // all-zero bits are 0 in every float type
+    return;
+  }
+  p.a = layout_of(a);
+  p.b = layout_of(b);
+  p.a_offsets = batch_offsets(a, p.batch);
+  p.b_offsets = batch_offsets(b, p.batch);
+  switch (c.dtype()) {
+    case DType::Float32:
+      return run_native(p, a.data<float>(), b.data<float>(), c.data<float>());
+    case DType::Float64:
+      return run_native(p, a.data<double>(), b.data<double>(), c.data<double>());
+    case DType::BFloat16:
+      return run_widened(p, a.data<bfloat16>(), b.data<bfloat16>(), c.data<bfloat16>());
+    case DType::Float16:
+      return run_widened(p, a.data<float16>(), b.data<float16>(), c.data<float16>());
+    default:
+      throw std::invalid_argument("gemm: expected a floating-point dtype, got " +
+                                  std::string(dtype_name(c.dtype())));
+  }
+}
+
+}  // namespace optimi::kernels::cpu

@@ -1,0 +1,136 @@
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/nn_kernels.hpp"
+
+namespace optimi::kernels::cpu {
+namespace {
+
+template <class T>
+void forward(const T* x, const compute_t<T>* w, const compute_t<T>* b, compute_t<T> eps, T* y,
+             compute_t<T>* mean, compute_t<T>* rstd, int64_t rows, int64_t cols) {
+  using C = compute_t<T>;
+#pragma omp parallel for
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    C sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < cols; ++j) sum += load(xr[j]);
+    const C mu = sum / C(cols);
+    // Two passes: the centred sum of squares does not cancel catastrophically.
+    C sq = 0;
+#pragma omp simd reduction(+ : sq)
+    for (int64_t j = 0; j < cols; ++j) {
+      const C d = load(xr[j]) - mu;
+      sq += d * d;
+    }
+    const C rs = C(1) / std::sqrt(sq / C(cols) + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) {
+      const C v = (load(xr[j]) - mu) * rs;
+      yr[j] = store<T>(v * (w ? w[j] : C(1)) + (b ? b[j] : C(0)));
+    }
+  }
+}
+
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight; dweight and dbias
+// reduce over rows through per-thread partial sums, combined in thread order so that results
+// do not depend on timing.
+template <class T>
+void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t<T>* rstd,
+              const compute_t<T>* w, T* dx, compute_t<T>* dw, compute_t<T>* db, int64_t rows,
+              int64_t cols) {
+  using C = compute_t<T>;
+  const bool want_params = dw || db;
+  const int threads = omp_get_max_threads();
+  std::vector<C> partial_w(want_params ? threads * cols : 0, C(0));
+  std::vector<C> partial_b(want_params ? threads * cols : 0, C(0));
+#pragma omp parallel num_threads(threads)
+  {
+    C* pw = want_params ? partial_w.data() + omp_get_thread_num() * cols : nullptr;
+    C* pb = want_params ? partial_b.data() + omp_get_thread_num() * cols : nullptr;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * cols;
+      const T* gr = dy + r * cols;
+      const C mu = mean[r];
+      const C rs = rstd[r];
+      if (want_params) {
+#pragma omp simd
+        for (int64_t j = 0; j < cols; ++j) {
+          const C g = load(gr[j]);
+          pw[j] += g * (load(xr[j]) - mu) * rs;
+          pb[j] += g;
+        }
+      }
+      if (!dx) continue;
+      C sum_g = 0;
+      C sum_gx = 0;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+      for (int64_t j = 0; j < cols; ++j) {
+        const C g = load(gr[j]) * (w ? w[j] : C(1));
+        sum_g += g;
+        sum_gx += g * (load(xr[j]) - mu) * rs;
+      }
+      const C a = sum_g / C(cols);
+      const C c = sum_gx / C(cols);
+      T* dr = dx + r * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) {
+        const C g = load(gr[j]) * (w ? w[j] : C(1));
+        dr[j] = store<T>(rs * (g - a - (load(xr[j]) - mu) * rs * c));
+      }
+    }
+  }
+  if (!want_params) return;
+  for (int t = 0; t < threads; ++t) {
+    for (int64_t j = 0; j < cols; ++j) {
+      if (dw) dw[j] += partial_w[t * cols + j];
+      if (db) db[j] += partial_b[t * cols + j];
+    }
+  }
+}
+
+template <class C>
+C* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data<C>() : nullptr;
+}
+
+}  // namespace
+
+void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                        Tensor& y, Tensor& mean, Tensor& rstd) {
+  visit_floating(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    using C = compute_t<T>;
+    const int64_t rows = mean.numel();
+    const int64_t cols = rows == 0 ? 0 : x.numel() / rows;
+    forward(x.data<T>(), data_or_null<C>(weight), data_or_null<C>(bias), C(eps), y.data<T>(),
+            mean.data<C>(), rstd.data<C>(), rows, cols);
+  });
+}
+
+void layer_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& mean,
+                         const Tensor& rstd, const Tensor& weight, Tensor& grad_x,
+                         Tensor& grad_weight, Tensor& grad_bias) {
+  visit_floating(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    using C = compute_t<T>;
+    const int64_t rows = mean.numel();
+    const int64_t cols = rows == 0 ? 0 : x.numel() / rows;
+    C* dw = data_or_null<C>(grad_weight);
+    C* db = data_or_null<C>(grad_bias);
+    if (dw) std::fill(dw, dw + cols, C(0));
+    if (db) std::fill(db, db + cols, C(0));
+    backward(grad_y.data<T>(), x.data<T>(), mean.data<C>(), rstd.data<C>(), data_or_null<C>(weight),
+             data_or_null<T>(grad_x), dw, db, rows, cols);
+  });
+}
+
+}  // namespace optimi::kernels::cpu

@@ -1,0 +1,126 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/nn_kernels.hpp"
+#include "kernels/fast_math.hpp"
+
+namespace optimi::kernels::cpu {
+namespace {
+
+// Losses are summed in double over fixed-size chunks, then the chunks in order: the result does
+// not depend on the number of threads.
+constexpr int64_t kChunk = 4096;
+
+template <class F>
+double chunked_sum(int64_t n, F&& partial) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> sums(chunks);
+#pragma omp parallel for if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) sums[c] = partial(c * kChunk, std::min(n, (c + 1) * kChunk));
+  double total = 0;
+  for (double s : sums) total += s;
+  return total;
+}
+
+}  // namespace
+
+double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& lse) {
+  double total = 0;
+  visit_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
+    using T = decltype(tag);
+    using C = compute_t<T>;
+    const int64_t rows = targets.numel();
+    const int64_t classes = rows == 0 ? 0 : logits.numel() / rows;
+    const T* x = logits.data<T>();
+    const int64_t* t = targets.data<int64_t>();
+    C* out_lse = lse.data<C>();
+    std::vector<double> row_loss(rows);
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * classes;
+      C m = -std::numeric_limits<C>::infinity();
+#pragma omp simd reduction(max : m)
+      for (int64_t j = 0; j < classes; ++j) m = load(xr[j]) > m ? load(xr[j]) : m;
+      C s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < classes; ++j) s += fast_exp(load(xr[j]) - m);
+      out_lse[r] = m + std::log(s);
+      row_loss[r] = double(out_lse[r]) - double(load(xr[t[r]]));
+    }
+    total = chunked_sum(rows, [&](int64_t begin, int64_t end) {
+      double s = 0;
+      for (int64_t r = begin; r < end; ++r) s += row_loss[r];
+      return s;
+    });
+  });
+  return total;
+}
+
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                            double scale, Tensor& grad_logits) {
+  visit_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
+    using T = decltype(tag);
+    using C = compute_t<T>;
+    const int64_t rows = targets.numel();
+    const int64_t classes = rows == 0 ? 0 : logits.numel() / rows;
+    const T* x = logits.data<T>();
+    const int64_t* t = targets.data<int64_t>();
+    const C* l = lse.data<C>();
+    T* g = grad_logits.data<T>();
+    const C sc = C(scale);
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * classes;
+      T* gr = g + r * classes;
+      const C lr = l[r];
+      const int64_t target = t[r];
+#pragma omp simd
+      for (int64_t j = 0; j < classes; ++j) {
+        gr[j] = store<T>((fast_exp(load(xr[j]) - lr) - C(j == target ? 1 : 0)) * sc);
+      }
+    }
+  });
+}
+
+double mse_forward(const Tensor& input, const Tensor& target) {
+  double total = 0;
+  visit_floating(input.dtype(), "mse_loss", [&](auto tag) {
+    using T = decltype(tag);
+    const T* a = input.data<T>();
+    const T* b = target.data<T>();
+    total = chunked_sum(input.numel(), [&](int64_t begin, int64_t end) {
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = begin; i < end; ++i) {
+        const double d = double(load(a[i])) - double(load(b[i]));
+        s += d * d;
+      }
+      return s;
+    });
+  });
+  return total;
+}
+
+void mse_backward(const Tensor& input, const Tensor& target, double scale, Tensor& grad_input,
+                  Tensor& grad_target) {
+  visit_floating(input.dtype(), "mse_loss", [&](auto tag) {
+    using T = decltype(tag);
+    using C = compute_t<T>;
+    const T* a = input.data<T>();
+    const T* b = target.data<T>();
+    T* ga = grad_input.defined() ? grad_input.data<T>() : nullptr;
+    T* gb = grad_target.defined() ? grad_target.data<T>() : nullptr;
+    const C sc = C(scale);
+    const int64_t n = input.numel();
+#pragma omp parallel for simd if (n > 32768)
+    for (int64_t i = 0; i < n; ++i) {
+      const C g = (load(a[i]) - load(b[i])) * sc;
+      if (ga) ga[i] = store<T>(g);
+      if (gb) gb[i] = store<T>(-g);
+    }
+  });
+}
+
+}  // namespace optimi::kernels::cpu

@@ -1,0 +1,169 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/nn_kernels.hpp"
+#include "kernels/fast_math.hpp"
+
+namespace optimi::kernels::cpu {
+namespace {
+
+// Rows are contiguous: one pass per reduction, vectorised along the row.
+template <class T>
+void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
+  using C = compute_t<T>;
+#pragma omp parallel
+  {
+    std::vector<C> buf(n);
+#pragma omp for
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * n;
+      T* yr = y + r * n;
+      C m = -std::numeric_limits<C>::infinity();
+#pragma omp simd reduction(max : m)
+      for (int64_t j = 0; j < n; ++j) {
+        buf[j] = load(xr[j]);
+        m = buf[j] > m ? buf[j] : m;
+      }
+      C s = 0;
+      if (log) {
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < n; ++j) s += fast_exp(buf[j] - m);
+        const C shift = m + std::log(s);
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) yr[j] = store<T>(buf[j] - shift);
+      } else {
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < n; ++j) {
+          buf[j] = fast_exp(buf[j] - m);
+          s += buf[j];
+        }
+        const C inv = C(1) / s;
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) yr[j] = store<T>(buf[j] * inv);
+      }
+    }
+  }
+}
+
+// Strided dim: reduce over `size` for all `inner` columns at once, so the inner loops stay
+// contiguous.
+template <class T>
+void forward_strided(const T* x, T* y, int64_t outer, int64_t size, int64_t inner, bool log) {
+  using C = compute_t<T>;
+#pragma omp parallel
+  {
+    std::vector<C> m(inner), s(inner);
+#pragma omp for
+    for (int64_t o = 0; o < outer; ++o) {
+      const T* xo = x + o * size * inner;
+      T* yo = y + o * size * inner;
+      std::fill(m.begin(), m.end(), -std::numeric_limits<C>::infinity());
+      std::fill(s.begin(), s.end(), C(0));
+      for (int64_t k = 0; k < size; ++k) {
+        for (int64_t i = 0; i < inner; ++i) {
+          const C v = load(xo[k * inner + i]);
+          m[i] = v > m[i] ? v : m[i];
+        }
+      }
+      for (int64_t k = 0; k < size; ++k) {
+        for (int64_t i = 0; i < inner; ++i) s[i] += fast_exp(load(xo[k * inner + i]) - m[i]);
+      }
+      for (int64_t i = 0; i < inner; ++i) {
+        if (log) {
+          s[i] = m[i] + std::log(s[i]);
+        } else {
+          s[i] = C(1) / s[i];
+        }
+      }
+      for (int64_t k = 0; k < size; ++k) {
+        for (int64_t i = 0; i < inner; ++i) {
+          const C v = load(xo[k * inner + i]);
+          yo[k * inner + i] = store<T>(log ? v - s[i] : fast_exp(v - m[i]) * s[i]);
+        }
+      }
+    }
+  }
+}
+
+// softmax: dx = y * (g - sum(g * y)); log_softmax: dx = g - exp(y) * sum(g).
+template <class T>
+void backward_last_dim(const T* g, const T* y, T* dx, int64_t rows, int64_t n, bool log) {
+  using C = compute_t<T>;
+#pragma omp parallel for
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* gr = g + r * n;
+    const T* yr = y + r * n;
+    T* dr = dx + r * n;
+    C acc = 0;
+    if (log) {
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < n; ++j) acc += load(gr[j]);
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) dr[j] = store<T>(load(gr[j]) - fast_exp(load(yr[j])) * acc);
+    } else {
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < n; ++j) acc += load(gr[j]) * load(yr[j]);
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) dr[j] = store<T>(load(yr[j]) * (load(gr[j]) - acc));
+    }
+  }
+}
+
+template <class T>
+void backward_strided(const T* g, const T* y, T* dx, int64_t outer, int64_t size, int64_t inner,
+                      bool log) {
+  using C = compute_t<T>;
+#pragma omp parallel
+  {
+    std::vector<C> acc(inner);
+#pragma omp for
+    for (int64_t o = 0; o < outer; ++o) {
+      const int64_t base = o * size * inner;
+      std::fill(acc.begin(), acc.end(), C(0));
+      for (int64_t k = 0; k < size; ++k) {
+        for (int64_t i = 0; i < inner; ++i) {
+          const int64_t at = base + k * inner + i;
+          acc[i] += log ? load(g[at]) : load(g[at]) * load(y[at]);
+        }
+      }
+      for (int64_t k = 0; k < size; ++k) {
+        for (int64_t i = 0; i < inner; ++i) {
+          const int64_t at = base + k * inner + i;
+          const C gv = load(g[at]);
+          const C yv = load(y[at]);
+          dx[at] = store<T>(log ? gv - fast_exp(yv) * acc[i] : yv * (gv - acc[i]));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void softmax_forward(const Tensor& x, Tensor& y, int64_t outer, int64_t size, int64_t inner,
+                     bool log) {
+  visit_floating(x.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    if (inner == 1) {
+      forward_last_dim(x.data<T>(), y.data<T>(), outer, size, log);
+    } else {
+      forward_strided(x.data<T>(), y.data<T>(), outer, size, inner, log);
+    }
+  });
+}
+
+void softmax_backward(const Tensor& grad_y, const Tensor& y, Tensor& grad_x, int64_t outer,
+                      int64_t size, int64_t inner, bool log) {
+  visit_floating(y.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    if (inner == 1) {
+      backward_last_dim(grad_y.data<T>(), y.data<T>(), grad_x.data<T>(), outer, size, log);
+    } else {
+      backward_strided(grad_y.data<T>(), y.data<T>(), grad_x.data<T>(), outer, size, inner, log);
+    }
+  });
+}
+
+}  // namespace optimi::kernels::cpu

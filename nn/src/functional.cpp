@@ -1,0 +1,346 @@
+#include "optimi/nn/functional.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/nn_kernels.hpp"
+#include "kernels/elementwise.hpp"
+#include "optimi/autograd.hpp"
+#include "optimi/ops.hpp"
+#include "optimi/random.hpp"
+
+namespace optimi::nn::functional {
+namespace {
+
+namespace cpu = kernels::cpu;
+using Grads = std::vector<Tensor>;
+using Needs = std::vector<bool>;
+
+[[noreturn]] void fail(const char* op, const std::string& what) {
+  throw std::invalid_argument(std::string(op) + ": " + what);
+}
+
+void require_defined(const char* op, const Tensor& t, const char* name) {
+  if (!t.defined()) fail(op, std::string(name) + " is undefined");
+}
+
+void require_floating(const char* op, const Tensor& t, const char* name) {
+  require_defined(op, t, name);
+  if (!t.is_floating_point())
+    fail(op,
+         std::string(name) + " must be floating point, got " + std::string(dtype_name(t.dtype())));
+}
+
+void require_int64(const char* op, const Tensor& t, const char* name) {
+  require_defined(op, t, name);
+  if (t.dtype() != DType::Int64)
+    fail(op, std::string(name) + " must be int64, got " + std::string(dtype_name(t.dtype())));
+}
+
+// The fused kernels of this file run on the CPU; every operand must be there.
+void require_cpu(const char* op, const std::vector<Tensor>& tensors) {
+  for (const Tensor& t : tensors) {
+    if (t.defined() && !t.device().is_cpu())
+      fail(op, "has no kernel for tensors on " + t.device().str() + " yet");
+  }
+}
+
+// A kernel operand: no autograd history, contiguous, in `dtype`.
+Tensor operand(const Tensor& t, DType dtype) {
+  return t.detach().to(dtype).contiguous();
+}
+Tensor operand(const Tensor& t) {
+  return operand(t, t.dtype());
+}
+
+Tensor empty_like_shape(const Tensor& t) {
+  return Tensor::empty(t.shape(), t.dtype(), t.device());
+}
+
+Tensor activation(const char* op, const Tensor& x, kernels::UnaryOp forward,
+                  kernels::BinaryOp backward) {
+  require_floating(op, x, "input");
+  Tensor out = empty_like_shape(x);
+  kernels::unary(forward, x, out);
+  autograd::record(op, {x}, out, [x = x.detach(), backward](const Tensor& g, const Needs&) {
+    Tensor dx = empty_like_shape(x);
+    kernels::binary(backward, g, x, dx);
+    return Grads{dx};
+  });
+  return out;
+}
+
+void check_targets(const char* op, const Tensor& targets, int64_t classes) {
+  const int64_t* t = targets.data<int64_t>();
+  for (int64_t i = 0; i < targets.numel(); ++i) {
+    if (t[i] < 0 || t[i] >= classes)
+      fail(op, "target " + std::to_string(t[i]) + " at position " + std::to_string(i) +
+                   " is out of range for " + std::to_string(classes) + " classes");
+  }
+}
+
+Tensor softmax_impl(const char* op, const Tensor& x, int64_t dim, bool log) {
+  require_floating(op, x, "input");
+  require_cpu(op, {x});
+  const int64_t d = normalize_dim(op, dim, x.dim());
+  const Shape& shape = x.shape();
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < d; ++i) outer *= shape[i];
+  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= shape[i];
+  const int64_t size = x.dim() == 0 ? 1 : shape[d];
+  Tensor y = empty_like_shape(x);
+  cpu::softmax_forward(operand(x), y, outer, size, inner, log);
+  autograd::record(op, {x}, y,
+                   [y = y.detach(), outer, size, inner, log](const Tensor& g, const Needs&) {
+                     Tensor dx = empty_like_shape(y);
+                     cpu::softmax_backward(operand(g, y.dtype()), y, dx, outer, size, inner, log);
+                     return Grads{dx};
+                   });
+  return y;
+}
+
+// Attention operands need unit stride only in their last dim.
+Tensor rows_operand(const Tensor& t, DType dtype) {
+  Tensor d = t.detach().to(dtype);
+  return d.dim() > 0 && d.strides().back() == 1 ? d : d.contiguous();
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  require_defined("linear", x, "input");
+  require_defined("linear", weight, "weight");
+  if (weight.dim() != 2)
+    fail("linear", "weight must be 2-D, got shape " + shape_str(weight.shape()));
+  if (x.dim() < 1 || x.shape().back() != weight.shape()[1])
+    fail("linear", "input of shape " + shape_str(x.shape()) + " does not match weight of shape " +
+                       shape_str(weight.shape()));
+  if (bias.defined() && bias.shape() != Shape{weight.shape()[0]})
+    fail("linear", "bias of shape " + shape_str(bias.shape()) + " does not match weight of shape " +
+                       shape_str(weight.shape()));
+  Tensor y = matmul(x, weight.transpose(0, 1));
+  return bias.defined() ? y + bias : y;
+}
+
+Tensor embedding(const Tensor& indices, const Tensor& weight) {
+  const char* op = "embedding";
+  require_int64(op, indices, "indices");
+  require_floating(op, weight, "weight");
+  require_cpu(op, {indices, weight});
+  if (weight.dim() != 2) fail(op, "weight must be 2-D, got shape " + shape_str(weight.shape()));
+  const int64_t num = weight.shape()[0];
+  const int64_t dim = weight.shape()[1];
+  Tensor idx = operand(indices);
+  const int64_t* ip = idx.data<int64_t>();
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    if (ip[i] < 0 || ip[i] >= num)
+      fail(op, "index " + std::to_string(ip[i]) + " is out of range for a weight with " +
+                   std::to_string(num) + " rows");
+  }
+  Shape out_shape = indices.shape();
+  out_shape.push_back(dim);
+  Tensor out = Tensor::empty(out_shape, weight.dtype(), weight.device());
+  cpu::embedding_forward(idx, operand(weight), out);
+  autograd::record(
+      op, {weight}, out,
+      [idx, wshape = weight.shape(), wdtype = weight.dtype()](const Tensor& g, const Needs&) {
+        Tensor gw = Tensor::zeros(wshape, cpu::compute_dtype(wdtype));
+        cpu::embedding_backward(operand(g, wdtype), idx, gw);
+        return Grads{gw};
+      });
+  return out;
+}
+
+Tensor relu(const Tensor& x) {
+  return activation("relu", x, kernels::UnaryOp::Relu, kernels::BinaryOp::ReluBackward);
+}
+Tensor silu(const Tensor& x) {
+  return activation("silu", x, kernels::UnaryOp::Silu, kernels::BinaryOp::SiluBackward);
+}
+Tensor sigmoid(const Tensor& x) {
+  return activation("sigmoid", x, kernels::UnaryOp::Sigmoid, kernels::BinaryOp::SigmoidBackward);
+}
+Tensor mish(const Tensor& x) {
+  return activation("mish", x, kernels::UnaryOp::Mish, kernels::BinaryOp::MishBackward);
+}
+Tensor gelu(const Tensor& x, GeluApproximation approximation) {
+  if (approximation == GeluApproximation::Tanh)
+    return activation("gelu", x, kernels::UnaryOp::GeluTanh, kernels::BinaryOp::GeluTanhBackward);
+  return activation("gelu", x, kernels::UnaryOp::GeluErf, kernels::BinaryOp::GeluErfBackward);
+}
+
+Tensor softmax(const Tensor& x, int64_t dim) {
+  return softmax_impl("softmax", x, dim, false);
+}
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  return softmax_impl("log_softmax", x, dim, true);
+}
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  const char* op = "layer_norm";
+  require_floating(op, x, "input");
+  if (weight.defined()) require_floating(op, weight, "weight");
+  if (bias.defined()) require_floating(op, bias, "bias");
+  require_cpu(op, {x, weight, bias});
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  const Shape& xs = x.shape();
+  if (k == 0 || x.dim() < k ||
+      !std::equal(normalized_shape.begin(), normalized_shape.end(), xs.end() - k))
+    fail(op, "normalized_shape " + shape_str(normalized_shape) +
+                 " is not a non-empty trailing part of the input shape " + shape_str(xs));
+  if (weight.defined() && weight.shape() != normalized_shape)
+    fail(op, "weight of shape " + shape_str(weight.shape()) + " does not match normalized_shape " +
+                 shape_str(normalized_shape));
+  if (bias.defined() && bias.shape() != normalized_shape)
+    fail(op, "bias of shape " + shape_str(bias.shape()) + " does not match normalized_shape " +
+                 shape_str(normalized_shape));
+  if (!(eps >= 0)) fail(op, "eps must be non-negative, got " + std::to_string(eps));
+
+  const DType ct = cpu::compute_dtype(x.dtype());
+  const int64_t cols = shape_numel(normalized_shape);
+  const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
+  Tensor xc = operand(x);
+  Tensor wc = weight.defined() ? operand(weight, ct) : Tensor();
+  Tensor bc = bias.defined() ? operand(bias, ct) : Tensor();
+  Tensor y = empty_like_shape(x);
+  Tensor mean = Tensor::empty({rows}, ct);
+  Tensor rstd = Tensor::empty({rows}, ct);
+  cpu::layer_norm_forward(xc, wc, bc, eps, y, mean, rstd);
+  autograd::record(op, {x, weight, bias}, y,
+                   [xc, wc, mean, rstd, normalized_shape](const Tensor& g, const Needs& needs) {
+                     const DType ct = mean.dtype();
+                     Tensor dx = needs[0] ? empty_like_shape(xc) : Tensor();
+                     Tensor dw = needs[1] ? Tensor::empty(normalized_shape, ct) : Tensor();
+                     Tensor db = needs[2] ? Tensor::empty(normalized_shape, ct) : Tensor();
+                     cpu::layer_norm_backward(operand(g, xc.dtype()), xc, mean, rstd, wc, dx, dw,
+                                              db);
+                     return Grads{dx, dw, db};
+                   });
+  return y;
+}
+
+Tensor dropout(const Tensor& x, double p, bool training) {
+  const char* op = "dropout";
+  require_floating(op, x, "input");
+  if (!(p >= 0 && p < 1)) fail(op, "p must be in [0, 1), got " + std::to_string(p));
+  if (!training || p == 0) return x;
+  require_cpu(op, {x});
+  Tensor mask = Tensor::empty(x.shape(), DType::Bool, x.device());
+  cpu::dropout_mask(mask, p, default_generator());
+  const double scale = 1.0 / (1.0 - p);
+  Tensor out = empty_like_shape(x);
+  cpu::dropout_apply(operand(x), mask, scale, out);
+  autograd::record(op, {x}, out, [mask, scale, dtype = x.dtype()](const Tensor& g, const Needs&) {
+    Tensor dx = Tensor::empty(mask.shape(), dtype);
+    cpu::dropout_apply(operand(g, dtype), mask, scale, dx);
+    return Grads{dx};
+  });
+  return out;
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
+  const char* op = "cross_entropy";
+  require_floating(op, logits, "logits");
+  require_int64(op, targets, "targets");
+  require_cpu(op, {logits, targets});
+  if (logits.dim() < 1 ||
+      Shape(logits.shape().begin(), logits.shape().end() - 1) != targets.shape())
+    fail(op, "logits of shape " + shape_str(logits.shape()) +
+                 " need targets of their shape without the last dim, got targets of shape " +
+                 shape_str(targets.shape()));
+  const int64_t classes = logits.shape().back();
+  const int64_t rows = targets.numel();
+  Tensor tc = operand(targets);
+  check_targets(op, tc, classes);
+  Tensor lc = operand(logits);
+  Tensor lse = Tensor::empty({rows}, cpu::compute_dtype(logits.dtype()));
+  const double total = cpu::cross_entropy_forward(lc, tc, lse);
+  Tensor loss = Tensor::full({}, total / double(rows), logits.dtype());
+  autograd::record(op, {logits}, loss, [lc, tc, lse, rows](const Tensor& g, const Needs&) {
+    Tensor grad = empty_like_shape(lc);
+    cpu::cross_entropy_backward(lc, tc, lse, g.item() / double(rows), grad);
+    return Grads{grad};
+  });
+  return loss;
+}
+
+Tensor mse_loss(const Tensor& input, const Tensor& target) {
+  const char* op = "mse_loss";
+  require_floating(op, input, "input");
+  require_floating(op, target, "target");
+  require_cpu(op, {input, target});
+  if (input.shape() != target.shape())
+    fail(op, "input of shape " + shape_str(input.shape()) + " and target of shape " +
+                 shape_str(target.shape()) + " differ");
+  if (input.numel() == 0) fail(op, "empty input of shape " + shape_str(input.shape()));
+  // Mixed dtypes meet in the promoted one, through differentiable casts.
+  const DType dtype = promote_types(input.dtype(), target.dtype());
+  const Tensor a = input.to(dtype);
+  const Tensor b = target.to(dtype);
+  Tensor ac = operand(a);
+  Tensor bc = operand(b);
+  const double n = double(a.numel());
+  Tensor loss = Tensor::full({}, cpu::mse_forward(ac, bc) / n, dtype);
+  autograd::record(op, {a, b}, loss, [ac, bc, n](const Tensor& g, const Needs& needs) {
+    Tensor ga = needs[0] ? empty_like_shape(ac) : Tensor();
+    Tensor gb = needs[1] ? empty_like_shape(bc) : Tensor();
+    cpu::mse_backward(ac, bc, 2.0 * g.item() / n, ga, gb);
+    return Grads{ga, gb};
+  });
+  return loss;
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    bool is_causal, std::optional<double> scale) {
+  const char* op = "scaled_dot_product_attention";
+  require_floating(op, q, "query");
+  require_floating(op, k, "key");
+  require_floating(op, v, "value");
+  require_cpu(op, {q, k, v});
+  if (q.dtype() != k.dtype() || q.dtype() != v.dtype())
+    fail(op, "query, key and value must share a dtype, got " + std::string(dtype_name(q.dtype())) +
+                 ", " + std::string(dtype_name(k.dtype())) + " and " +
+                 std::string(dtype_name(v.dtype())));
+  const std::string shapes = "query " + shape_str(q.shape()) + ", key " + shape_str(k.shape()) +
+                             ", value " + shape_str(v.shape());
+  if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim())
+    fail(op, "query, key and value need the same number (at least 2) of dims, got " + shapes);
+  const int64_t nd = q.dim();
+  const Shape& qs = q.shape();
+  const Shape& ks = k.shape();
+  const Shape& vs = v.shape();
+  if (!std::equal(qs.begin(), qs.end() - 2, ks.begin()) ||
+      !std::equal(qs.begin(), qs.end() - 2, vs.begin()) || qs[nd - 1] != ks[nd - 1] ||
+      ks[nd - 2] != vs[nd - 2])
+    fail(op, "incompatible shapes: " + shapes);
+  const double s = scale.value_or(1.0 / std::sqrt(double(qs[nd - 1])));
+  if (!std::isfinite(s)) fail(op, "scale must be finite, got " + std::to_string(s));
+
+  const DType dtype = q.dtype();
+  Tensor qc = rows_operand(q, dtype);
+  Tensor kc = rows_operand(k, dtype);
+  Tensor vc = rows_operand(v, dtype);
+  Shape out_shape = qs;
+  out_shape[nd - 1] = vs[nd - 1];
+  Shape probs_shape = qs;
+  probs_shape[nd - 1] = ks[nd - 2];
+  Tensor out = Tensor::empty(out_shape, dtype);
+  Tensor probs = Tensor::empty(probs_shape, cpu::compute_dtype(dtype));
+  cpu::attention_forward(qc, kc, vc, s, is_causal, out, probs);
+  autograd::record(op, {q, k, v}, out,
+                   [qc, kc, vc, probs, s, is_causal](const Tensor& g, const Needs&) {
+                     Tensor gq = empty_like_shape(qc);
+                     Tensor gk = empty_like_shape(kc);
+                     Tensor gv = empty_like_shape(vc);
+                     cpu::attention_backward(rows_operand(g, qc.dtype()), qc, kc, vc, probs, s,
+                                             is_causal, gq, gk, gv);
+                     return Grads{gq, gk, gv};
+                   });
+  return out;
+}
+
+}  // namespace optimi::nn::functional

@@ -1,0 +1,36 @@
+#include "optimi/optim/adam.hpp"
+
+#include "optim/src/adam_algorithm.hpp"
+
+namespace optimi::optim {
+
+namespace detail {
+
+AdamAlgorithm::AdamAlgorithm(std::string_view name, const AdamOptions& o)
+    : Algorithm(common_options(o)), name_(name), o_(o) {
+  check_betas(o.betas);
+  check_eps(o.eps);
+}
+
+void AdamAlgorithm::update(const StepContext& c) const {
+  kernels::AdamStep step{adam_moments(o_.betas[0], o_.betas[1], c.t), static_cast<float>(o_.eps),
+                         static_cast<float>(-c.group.lr), weight_decay(c.group, o_.decouple_wd)};
+  launch(step, c);
+}
+
+std::vector<Hyperparameter> AdamAlgorithm::hyperparameters() {
+  return {{"beta1", &o_.betas[0]},
+          {"beta2", &o_.betas[1]},
+          {"eps", &o_.eps},
+          {"decouple_wd", &o_.decouple_wd}};
+}
+
+}  // namespace detail
+
+Adam::Adam(std::vector<Tensor> params, AdamOptions options)
+    : Adam(one_group(std::move(params)), options) {}
+
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
+    : Optimizer(std::move(groups), std::make_unique<detail::AdamAlgorithm>("Adam", options)) {}
+
+}  // namespace optimi::optim

@@ -1,0 +1,147 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "kernels/cpu/optimizers.hpp"
+#include "kernels/optimizers.hpp"
+#include "optimi/tensor.hpp"
+
+// What each optimizer contributes to the Optimizer base: its options, state buffers and the
+// per-parameter update, which computes the step's scalars on the host and runs a fused kernel.
+namespace optimi::optim::detail {
+
+// The options every optimi optimizer has.
+struct CommonOptions {
+  double lr;
+  double weight_decay;
+  bool decouple_lr;
+  std::optional<double> max_lr;  // resolved to lr by the base when decouple_lr
+  std::optional<bool> kahan_sum;
+  bool gradient_release;
+};
+
+template <class Options>
+CommonOptions common_options(const Options& o) {
+  return {o.lr, o.weight_decay, o.decouple_lr, o.max_lr, o.kahan_sum, o.gradient_release};
+}
+
+struct GroupState {
+  std::vector<Tensor> params;
+  std::vector<size_t> indices;  // the params' positions in the optimizer's flat list
+  double lr;
+  double weight_decay;
+  std::optional<bool> kahan_sum;  // unset becomes true once a low-precision parameter is seen
+  int64_t step = 0;               // whole-model step counter
+};
+
+struct ParamState {
+  bool initialized = false;
+  std::vector<Tensor> buffers;  // Algorithm::buffers() order; undefined where unused
+  Tensor kahan_comp;            // defined when Kahan summation is active for the parameter
+  int64_t step = 0;             // gradient-release step counter
+};
+
+// One update of one parameter.
+struct StepContext {
+  const GroupState& group;
+  const Tensor& param;
+  const Tensor& grad;
+  ParamState& state;
+  int64_t t;    // the step counter after this call's increment (0 without counters)
+  bool update;  // false: optimizer accumulation, the state absorbs the gradient only
+};
+
+// An option beyond the common ones, by optimi's group-key name, as checkpoints store it.
+struct Hyperparameter {
+  std::string name;
+  std::variant<double*, bool*, int*, std::optional<double>*> value;
+};
+
+class Algorithm {
+ public:
+  explicit Algorithm(CommonOptions common) : common(common) {}
+  virtual ~Algorithm() = default;
+
+  virtual std::string_view name() const = 0;
+  // Names of the per-parameter state buffers, in the order the kernels index them.
+  virtual std::vector<std::string> buffers() const = 0;
+  // Whether the optimizer debiases with step counters (all but SGD and Lion).
+  virtual bool counts_steps() const { return true; }
+  // Fills a new state's buffers (c.state.buffers, sized to buffers()); zeros by default.
+  virtual void init_buffers(const StepContext& c) const;
+  virtual void update(const StepContext& c) const = 0;
+  // The optimizer's own options, for checkpoints; the common ones are added by the base.
+  virtual std::vector<Hyperparameter> hyperparameters() = 0;
+
+  CommonOptions common;
+
+ protected:
+  // lr·λ, or (lr/max_lr)·λ with fully decoupled weight decay (spec 1.4).
+  double decay_rate(double lr, double weight_decay) const;
+  // Weight decay of SGD, Adam(W), RAdam, Ranger and Lion: a factor 1 - rate when decoupled
+  // (skipped when exactly 0, as optimi does) or else an L2 coefficient.
+  kernels::WeightDecay weight_decay(const GroupState& g, bool decoupled) const;
+};
+
+// optimi's validation of betas and eps, most specific checks first (spec 1.1).
+void check_betas(std::span<const double> betas);
+void check_eps(double eps);
+
+// debias_beta(β, t) = (β^t - β) / (β^t - 1): optimi folds bias correction into the betas, so its
+// state holds debiased averages (spec 0.1).
+double debias_beta(double beta, int64_t t);
+kernels::AdamMoments adam_moments(double beta1, double beta2, int64_t t);
+// RAdam's rectification term r_t, defined once ρ_t > 5 (spec 2.6).
+std::optional<double> rectification(double beta2, int64_t t);
+
+// Calls f with RAdam's step functor for step t: rectified (kernels::RAdamStep<true>) once ρ_t > 5,
+// an un-adapted momentum step before.
+template <class F>
+void with_radam_step(double beta1, double beta2, double eps, double lr, int64_t t,
+                     kernels::WeightDecay decay, F&& f) {
+  kernels::AdamMoments moments = adam_moments(beta1, beta2, t);
+  if (std::optional<double> r = rectification(beta2, t)) {
+    f(kernels::RAdamStep<true>{moments, static_cast<float>(eps), static_cast<float>(-lr * *r),
+                               decay});
+  } else {
+    f(kernels::RAdamStep<false>{moments, static_cast<float>(eps), static_cast<float>(-lr), decay});
+  }
+}
+
+// What a backend needs to run a functor over one parameter, with a gradient made contiguous if
+// it was not.
+struct KernelLaunch {
+  kernels::KernelArgs args;
+  Device device;
+  Tensor grad_storage;
+};
+
+// Checks that the gradient and state match the parameter and packs their pointers (`state` in
+// kernel order).
+KernelLaunch prepare_launch(const Tensor& param, const Tensor& grad,
+                            const std::vector<Tensor>& state, const Tensor& kahan_comp,
+                            bool update);
+
+// Runs `op` over every element of the parameter on its device. Returns the sum of a reducing op.
+template <class Op>
+double launch(const Op& op, const KernelLaunch& k) {
+  if (!k.device.is_cpu()) {
+    throw std::invalid_argument("optimizer step: no optimizer kernels for " + k.device.str() +
+                                " tensors in this build");
+  }
+  return kernels::cpu::launch(op, k.args);
+}
+
+template <class Op>
+double launch(const Op& op, const StepContext& c) {
+  return launch(op, prepare_launch(c.param, c.grad, c.state.buffers, c.state.kahan_comp, c.update));
+}
+
+}  // namespace optimi::optim::detail

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "optim/src/algorithm.hpp"
+#include "optimi/optim/optimizer.hpp"
+
+namespace optimi::optim {
+
+// The state behind an Optimizer, shared by its stepping (optimizer.cpp) and its checkpoints
+// (checkpoint.cpp).
+struct Optimizer::Impl {
+  std::unique_ptr<detail::Algorithm> algorithm;
+  std::vector<detail::GroupState> groups;
+  std::vector<Tensor> params;            // every parameter, in group order
+  std::vector<size_t> group_of;          // per parameter
+  std::vector<detail::ParamState> states;  // per parameter
+  std::unordered_map<const TensorImpl*, size_t> index;  // parameter identity -> position
+  bool accumulation = false;
+
+  detail::GroupState& group(size_t g, const char* op);
+  // Creates parameter i's state on its first step (spec 1.5: Kahan summation is decided here).
+  void ensure_state(size_t i, const Tensor& grad);
+  void update(size_t i, const Tensor& grad, int64_t t, bool update);
+};
+
+}  // namespace optimi::optim

@@ -1,0 +1,60 @@
+#include "optimi/optim/ranger.hpp"
+
+#include "optim/src/algorithm.hpp"
+
+namespace optimi::optim {
+namespace {
+
+class RangerAlgorithm final : public detail::Algorithm {
+ public:
+  explicit RangerAlgorithm(const RangerOptions& o) : Algorithm(detail::common_options(o)), o_(o) {
+    detail::check_betas(o.betas);
+    detail::check_eps(o.eps);
+    // optimi leaves k unchecked and fails at the first step with a division by zero.
+    if (o.k == 0) throw std::invalid_argument("Invalid lookahead steps: k=0");
+  }
+
+  std::string_view name() const override { return "Ranger"; }
+  std::vector<std::string> buffers() const override {
+    return {"exp_avg", "exp_avg_sq", "la_param"};
+  }
+
+  void init_buffers(const detail::StepContext& c) const override {
+    Algorithm::init_buffers(c);
+    c.state.buffers[2] = c.param.detach().clone();  // the slow weights start at the parameter
+  }
+
+  // RAdam's step; every k-th step (counting accumulation calls, which skip it) also the
+  // lookahead.
+  void update(const detail::StepContext& c) const override {
+    bool lookahead = c.update && c.t % o_.k == 0;
+    float alpha = static_cast<float>(o_.alpha);
+    detail::with_radam_step(
+        o_.betas[0], o_.betas[1], o_.eps, c.group.lr, c.t, weight_decay(c.group, o_.decouple_wd),
+        [&]<bool kRectified>(const kernels::RAdamStep<kRectified>& step) {
+          if (lookahead) {
+            detail::launch(kernels::RangerLookaheadStep<kRectified>{step, alpha}, c);
+          } else {
+            detail::launch(step, c);
+          }
+        });
+  }
+
+  std::vector<detail::Hyperparameter> hyperparameters() override {
+    return {{"beta1", &o_.betas[0]}, {"beta2", &o_.betas[1]}, {"eps", &o_.eps},
+            {"k", &o_.k},            {"alpha", &o_.alpha},    {"decouple_wd", &o_.decouple_wd}};
+  }
+
+ private:
+  RangerOptions o_;
+};
+
+}  // namespace
+
+Ranger::Ranger(std::vector<Tensor> params, RangerOptions options)
+    : Ranger(one_group(std::move(params)), options) {}
+
+Ranger::Ranger(std::vector<ParamGroup> groups, RangerOptions options)
+    : Optimizer(std::move(groups), std::make_unique<RangerAlgorithm>(options)) {}
+
+}  // namespace optimi::optim

@@ -1,0 +1,56 @@
+#include "optimi/optim/stableadamw.hpp"
+
+#include <cmath>
+
+#include "optim/src/algorithm.hpp"
+
+namespace optimi::optim {
+namespace {
+
+class StableAdamWAlgorithm final : public detail::Algorithm {
+ public:
+  explicit StableAdamWAlgorithm(const StableAdamWOptions& o)
+      : Algorithm(detail::common_options(o)), o_(o) {
+    detail::check_betas(o.betas);
+    detail::check_eps(o.eps);
+  }
+
+  std::string_view name() const override { return "StableAdamW"; }
+  std::vector<std::string> buffers() const override { return {"exp_avg", "exp_avg_sq"}; }
+
+  // Two passes: the moments and the per-tensor RMS of g / sqrt(max(v̂, eps²)), then decay with
+  // the clipped lr_t = lr / max(1, RMS) and the update from the stored moments (spec 2.8).
+  void update(const detail::StepContext& c) const override {
+    detail::KernelLaunch k =
+        detail::prepare_launch(c.param, c.grad, c.state.buffers, c.state.kahan_comp, c.update);
+    float eps = static_cast<float>(o_.eps);
+    kernels::StableAdamWMoments moments{detail::adam_moments(o_.betas[0], o_.betas[1], c.t),
+                                        eps * eps};
+    double sum = detail::launch(moments, k);
+    if (!c.update) return;
+    double rms = std::sqrt(sum / static_cast<double>(c.param.numel()));
+    double lr = c.group.lr / (rms > 1.0 ? rms : 1.0);  // a NaN RMS leaves lr unclipped
+    float factor = 1.0f;  // unlike the others, a factor of 0 is applied
+    if (c.group.weight_decay != 0.0) {
+      factor = static_cast<float>(1.0 - decay_rate(lr, c.group.weight_decay));
+    }
+    detail::launch(kernels::StableAdamWUpdate{eps, static_cast<float>(-lr), factor}, k);
+  }
+
+  std::vector<detail::Hyperparameter> hyperparameters() override {
+    return {{"beta1", &o_.betas[0]}, {"beta2", &o_.betas[1]}, {"eps", &o_.eps}};
+  }
+
+ private:
+  StableAdamWOptions o_;
+};
+
+}  // namespace
+
+StableAdamW::StableAdamW(std::vector<Tensor> params, StableAdamWOptions options)
+    : StableAdamW(one_group(std::move(params)), options) {}
+
+StableAdamW::StableAdamW(std::vector<ParamGroup> groups, StableAdamWOptions options)
+    : Optimizer(std::move(groups), std::make_unique<StableAdamWAlgorithm>(options)) {}
+
+}  // namespace optimi::optim

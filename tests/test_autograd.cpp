@@ -1,0 +1,125 @@
+#include <catch2/catch.hpp>
+
+#include <optimi/optimi.hpp>
+
+using namespace optimi;
+
+TEST_CASE("backward accumulates into leaf gradients", "[autograd]") {
+  Tensor x = Tensor::from_vector({1.0f, 2.0f}, {2}).requires_grad_();
+  (x * x).sum().backward();
+  CHECK(x.grad().to_vector<float>() == std::vector<float>{2.0f, 4.0f});
+  (x * 3.0).sum().backward();
+  CHECK(x.grad().to_vector<float>() == std::vector<float>{5.0f, 7.0f});
+}
+
+TEST_CASE("NoGradGuard records nothing", "[autograd]") {
+  Tensor x = Tensor::ones({2}).requires_grad_();
+  {
+    NoGradGuard guard;
+    Tensor y = x * 2.0;
+    CHECK_FALSE(y.requires_grad());
+    CHECK_FALSE(grad_mode_enabled());
+  }
+  CHECK(grad_mode_enabled());
+  CHECK((x * 2.0).requires_grad());
+}
+
+TEST_CASE("backward needs a one-element tensor that requires grad", "[autograd][errors]") {
+  Tensor x = Tensor::ones({2}).requires_grad_();
+  CHECK_THROWS_WITH((x * 2.0).backward(), Catch::Contains("[2]"));
+  CHECK_THROWS_AS(Tensor::ones({1}).backward(), std::invalid_argument);
+}
+
+TEST_CASE("post-accumulate-grad hooks run once, after the gradient is complete", "[autograd][hooks]") {
+  Tensor w = Tensor::from_vector({1.0f, 2.0f}, {2}).requires_grad_();
+  std::vector<std::vector<float>> seen;
+  w.register_post_accumulate_grad_hook([&](Tensor& t) { seen.push_back(t.grad().to_vector<float>()); });
+  // w is used twice: the hook must see the sum of both contributions, once.
+  Tensor loss = (w * 3.0).sum() + (w * w).sum();
+  loss.backward();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == std::vector<float>{5.0f, 7.0f});
+}
+
+TEST_CASE("hooks run in registration order and are removable", "[autograd][hooks]") {
+  Tensor w = Tensor::ones({2}).requires_grad_();
+  std::vector<int> order;
+  RemovableHandle h1 = w.register_post_accumulate_grad_hook([&](Tensor&) { order.push_back(1); });
+  RemovableHandle h2 = w.register_post_accumulate_grad_hook([&](Tensor&) { order.push_back(2); });
+  (w * 2.0).sum().backward();
+  CHECK(order == std::vector<int>{1, 2});
+  h1.remove();
+  h1.remove();  // idempotent
+  order.clear();
+  (w * 2.0).sum().backward();
+  CHECK(order == std::vector<int>{2});
+  CHECK(w.has_post_accumulate_grad_hooks());
+  h2.remove();
+  CHECK_FALSE(w.has_post_accumulate_grad_hooks());
+  RemovableHandle dangling;
+  {
+    Tensor tmp = Tensor::ones({1}).requires_grad_();
+    dangling = tmp.register_post_accumulate_grad_hook([](Tensor&) {});
+  }
+  dangling.remove();  // the tensor is gone: harmless
+}
+
+TEST_CASE("a hook can free the gradient", "[autograd][hooks]") {
+  Tensor w = Tensor::ones({1000}).requires_grad_();
+  w.register_post_accumulate_grad_hook([](Tensor& t) { t.set_grad(Tensor()); });
+  (w * 2.0).sum().backward();
+  CHECK_FALSE(w.grad().defined());
+}
+
+TEST_CASE("hooks fire before backward has finished", "[autograd][hooks]") {
+  // A chain: loss depends on w2 (late layer) and w1 (early layer). w2's hook must run before
+  // w1's gradient exists, i.e. while backward is still going.
+  Tensor w1 = Tensor::full({4}, 0.5).requires_grad_();
+  Tensor w2 = Tensor::full({4}, 2.0).requires_grad_();
+  bool w1_had_grad_when_w2_hook_ran = true;
+  w2.register_post_accumulate_grad_hook([&](Tensor&) { w1_had_grad_when_w2_hook_ran = w1.grad().defined(); });
+  bool w2_hook_ran_before_w1 = false;
+  bool w2_ran = false;
+  w2.register_post_accumulate_grad_hook([&](Tensor&) { w2_ran = true; });
+  w1.register_post_accumulate_grad_hook([&](Tensor&) { w2_hook_ran_before_w1 = w2_ran; });
+  Tensor h = (w1 * 3.0).exp();
+  Tensor loss = (h * w2).sum();
+  loss.backward();
+  CHECK_FALSE(w1_had_grad_when_w2_hook_ran);
+  CHECK(w2_hook_ran_before_w1);
+  CHECK(w1.grad().defined());
+}
+
+TEST_CASE("hooks need a leaf that requires grad", "[autograd][hooks][errors]") {
+  CHECK_THROWS_AS(Tensor::ones({1}).register_post_accumulate_grad_hook([](Tensor&) {}), std::invalid_argument);
+  Tensor w = Tensor::ones({1}).requires_grad_();
+  Tensor y = w * 2.0;
+  CHECK_THROWS_AS(y.register_post_accumulate_grad_hook([](Tensor&) {}), std::invalid_argument);
+}
+
+TEST_CASE("saved activations and intermediate gradients are released during backward", "[autograd][memory]") {
+  // Each exp saves its 4 MB output; the multiplications by scalars save nothing.
+  Tensor w = Tensor::ones({1 << 20}).requires_grad_();
+  int64_t live_before = memory_stats().live_bytes;
+  int64_t peak_during_hook = 0;
+  w.register_post_accumulate_grad_hook([&](Tensor&) { peak_during_hook = memory_stats().live_bytes; });
+  {
+    Tensor loss = ((w * 0.5).exp() * 0.25).exp().sum();
+    int64_t with_graph = memory_stats().live_bytes;
+    CHECK(with_graph - live_before >= 2 * (4 << 20));  // the two saved exp outputs
+    loss.backward();
+  }
+  // By the time w's hook ran, the activations the graph saved had been dropped: only w's
+  // gradient (4 MB) and at most one gradient in flight remain above the baseline.
+  CHECK(peak_during_hook - live_before <= 2 * (4 << 20) + 4096);
+  CHECK(memory_stats().live_bytes - live_before == (4 << 20));  // w.grad
+}
+
+TEST_CASE("detach cuts the graph and shares storage", "[autograd]") {
+  Tensor x = Tensor::ones({2}).requires_grad_();
+  Tensor d = (x * 2.0).detach();
+  CHECK_FALSE(d.requires_grad());
+  CHECK(d.is_leaf());
+  Tensor v = x.detach();
+  CHECK(v.data_ptr() == x.data_ptr());
+}
