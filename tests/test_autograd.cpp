@@ -123,3 +123,17 @@ TEST_CASE("detach cuts the graph and shares storage", "[autograd]") {
   Tensor v = x.detach();
   CHECK(v.data_ptr() == x.data_ptr());
 }
+
+TEST_CASE("anomaly mode names the first op that produced NaN or Inf", "[autograd][anomaly]") {
+  Tensor x = Tensor::from_vector({-1.0f, 4.0f}, {2}).requires_grad_();
+  CHECK_NOTHROW(x.sqrt());  // off by default: NaN flows silently
+  {
+    DetectAnomalyGuard guard;
+    CHECK_THROWS_WITH(x.sqrt(), Catch::Contains("forward of sqrt") && Catch::Contains("NaN"));
+    // Forward is finite but backward is not: d/dx sqrt(x) at 0 is infinite.
+    Tensor z = Tensor::from_vector({0.0f, 1.0f}, {2}).requires_grad_();
+    Tensor y = z.sqrt().sum();
+    CHECK_THROWS_WITH(y.backward(), Catch::Contains("backward of sqrt") && Catch::Contains("Inf"));
+  }
+  CHECK_FALSE(detect_anomaly_enabled());
+}

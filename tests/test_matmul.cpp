@@ -109,10 +109,18 @@ TEST_CASE("16-bit and float32 products stay close to float64", "[matmul]") {
   manual_seed(3);
   for (DType dtype : {DType::Float32, DType::BFloat16, DType::Float16}) {
     INFO(dtype_name(dtype));
-    for (auto shapes : {std::pair<Shape, Shape>{{130, 70}, {70, 90}},
-                        std::pair<Shape, Shape>{{6, 33, 40}, {6, 40, 17}}}) {
-      Tensor a = Tensor::randn(shapes.first, dtype);
-      Tensor b = Tensor::randn(shapes.second, dtype);
+    auto randn = [dtype](const Shape& shape) { return Tensor::randn(shape, dtype); };
+    // Partial tiles, batches, transposed operands with an odd depth spanning several threaded
+    // tasks, a dot product and matrix-vector products.
+    std::vector<std::pair<Tensor, Tensor>> cases = {
+        {randn({130, 70}), randn({70, 90})},
+        {randn({6, 33, 40}), randn({6, 40, 17})},
+        {randn({71, 300}).transpose(0, 1), randn({530, 71}).transpose(0, 1)},
+        {randn({33}), randn({33})},
+        {randn({45, 70}), randn({70})},
+        {randn({70, 45}).transpose(0, 1), randn({70, 1})}};
+    for (const auto& [a, b] : cases) {
+      INFO(shape_str(a.shape()) << " @ " << shape_str(b.shape()));
       Tensor c = matmul(a, b);
       CHECK(c.dtype() == dtype);
       // Inputs are exact in float64, so only accumulation and the final rounding differ.

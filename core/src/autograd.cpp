@@ -1,6 +1,7 @@
 #include "optimi/autograd.hpp"
 
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <queue>
 #include <stdexcept>
@@ -11,12 +12,24 @@
 namespace optimi {
 namespace {
 thread_local bool grad_enabled = true;
+std::atomic<bool> anomaly_mode{false};
+
+// Throws when `t` holds a NaN or an infinity.
+void check_finite(const Tensor& t, const char* op, const char* phase) {
+  if (!t.defined() || !t.is_floating_point() || t.numel() == 0) return;
+  double s = t.detach().abs().sum().item();
+  if (std::isfinite(s)) return;
+  throw std::runtime_error(std::string("anomaly detected: ") + phase + " of " + op + " produced " +
+                           (std::isnan(s) ? "NaN" : "Inf") + " in a tensor of shape " + shape_str(t.shape()));
+}
 std::atomic<uint64_t> next_sequence_nr{0};
 }  // namespace
 
 NoGradGuard::NoGradGuard() : previous_(grad_enabled) { grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { grad_enabled = previous_; }
 bool grad_mode_enabled() { return grad_enabled; }
+void set_detect_anomaly(bool on) { anomaly_mode = on; }
+bool detect_anomaly_enabled() { return anomaly_mode; }
 
 namespace autograd {
 namespace {
@@ -47,6 +60,7 @@ struct FunctionNode final : Node {
                                shape_str(grads[i].shape()) + " for an input of shape " +
                                shape_str(inputs_[i].shape));
       if (grads[i].dtype() != inputs_[i].dtype) grads[i] = grads[i].to(inputs_[i].dtype);
+      if (anomaly_mode) check_finite(grads[i], op_, "backward");
     }
     return grads;
   }
@@ -109,6 +123,10 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
 
 void record(const char* op, const std::vector<Tensor>& inputs, Tensor& output, BackwardFn backward) {
   if (!grad_enabled || !any_requires_grad(inputs)) return;
+  if (anomaly_mode) {
+    NoGradGuard no_grad;
+    check_finite(output, op, "forward");
+  }
   std::vector<InputMeta> meta;
   meta.reserve(inputs.size());
   for (const Tensor& t : inputs) meta.push_back(t.defined() ? InputMeta{t.shape(), t.dtype()} : InputMeta{{}, DType::Float32});

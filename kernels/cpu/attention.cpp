@@ -4,6 +4,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
 #include "kernels/fast_math.hpp"
 
@@ -87,7 +88,7 @@ void flush(T* dst, const Mat<C>& scratch) {
 
 // Causal attention goes through blocks of query rows, each against only the keys it can see, so
 // the products skip most of the masked upper triangle.
-constexpr int64_t kCausalBlock = 16;
+constexpr int64_t kCausalBlock = 32;
 
 struct RowBlock {
   int64_t begin;
@@ -140,7 +141,7 @@ void forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bo
   const int64_t dv = vm.cols;
   T* o = out.data<T>();
   C* p = probs.data<C>();
-#pragma omp parallel if (count > 1)
+#pragma omp parallel if (count > 1 && count * sq * sk >= kParallelGrain)
   {
     std::vector<C> qs, ks, vs;
     Mat<C> os;
@@ -183,7 +184,7 @@ void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Te
   T* gq = grad_q.data<T>();
   T* gk = grad_k.data<T>();
   T* gv = grad_v.data<T>();
-#pragma omp parallel if (count > 1)
+#pragma omp parallel if (count > 1 && count * sq * sk >= kParallelGrain)
   {
     std::vector<C> gs, qs, ks, vs;
     std::vector<C> ds_buffer(std::min(sq, causal ? kCausalBlock : sq) * sk);

@@ -1,3 +1,4 @@
+#include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
 
 namespace optimi::kernels::cpu {
@@ -19,7 +20,7 @@ void dropout_apply(const Tensor& x, const Tensor& mask, double scale, Tensor& ou
     T* o = out.data<T>();
     const C sc = C(scale);
     const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > 32768)
+#pragma omp parallel for simd if (n >= kParallelGrain)
     for (int64_t i = 0; i < n; ++i) o[i] = store<T>(load(xs[i]) * (m[i] ? sc : C(0)));
   });
 }

@@ -1,5 +1,6 @@
 #include <algorithm>
 
+#include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
 
 namespace optimi::kernels::cpu {
@@ -12,7 +13,7 @@ void embedding_forward(const Tensor& indices, const Tensor& weight, Tensor& out)
     const int64_t* idx = indices.data<int64_t>();
     const T* w = weight.data<T>();
     T* o = out.data<T>();
-#pragma omp parallel for if (n * dim > 32768)
+#pragma omp parallel for if (n * dim >= kParallelGrain)
     for (int64_t i = 0; i < n; ++i)
       std::copy(w + idx[i] * dim, w + (idx[i] + 1) * dim, o + i * dim);
   });

@@ -11,12 +11,16 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "kernels/cpu/gemm_avx512.hpp"
 #include "kernels/cpu/loops.hpp"
 
-// Eigen's GEMM over matrices mapped in place: any layout with one unit stride is a plain row- or
-// column-major matrix to Eigen, so transposed operands cost no copy.
+// Batched GEMM dispatch. Float32 and bfloat16 go to the packed AVX-512 kernels where the CPU has
+// them; float64, float16 and CPUs without them use Eigen's GEMM over matrices mapped in place (any
+// layout with one unit stride is a plain row- or column-major matrix to Eigen, so transposed
+// operands cost no copy), 16-bit floats through float32 copies.
 namespace optimi::kernels::cpu {
 namespace {
 
@@ -121,9 +125,9 @@ struct Problem {
 };
 
 // One parallel loop over the batch when it is large enough to share out (each GEMM then runs on
-// one thread: Eigen does not nest inside a parallel region); otherwise Eigen threads each GEMM.
+// one thread; Eigen does not nest inside a parallel region); otherwise each GEMM threads itself.
 bool parallel_over_batch(const Problem& p) {
-  constexpr int64_t kBigGemm = int64_t(1) << 21;  // m*n*k where Eigen's own threading pays
+  constexpr int64_t kBigGemm = int64_t(1) << 21;  // m*n*k where threading one GEMM pays
   return p.batch > 1 && (p.batch >= omp_get_max_threads() || p.m * p.n * p.k < kBigGemm);
 }
 
@@ -174,6 +178,24 @@ void run_widened(const Problem& p, const T* a, const T* b, T* c) {
   for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, w, true);
 }
 
+// Strides of one matrix of an operand, as gemm_avx512 takes them.
+std::pair<int64_t, int64_t> strides_of(Layout layout) {
+  return layout.col_major ? std::pair<int64_t, int64_t>{1, layout.ld}
+                          : std::pair<int64_t, int64_t>{layout.ld, 1};
+}
+
+template <class T>
+void run_avx512(const Problem& p, const T* a, const T* b, T* c) {
+  auto [a_rs, a_cs] = strides_of(p.a);
+  auto [b_rs, b_cs] = strides_of(p.b);
+  bool over_batch = parallel_over_batch(p);
+#pragma omp parallel for schedule(static) if (over_batch)
+  for (int64_t i = 0; i < p.batch; ++i) {
+    gemm_avx512(a + p.a_offsets[size_t(i)], a_rs, a_cs, b + p.b_offsets[size_t(i)], b_rs, b_cs,
+                c + i * p.m * p.n, p.m, p.n, p.k, !over_batch);
+  }
+}
+
 }  // namespace
 
 void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c) {
@@ -196,10 +218,16 @@ void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c) {
   p.b_offsets = batch_offsets(b, p.batch);
   switch (c.dtype()) {
     case DType::Float32:
+      if (avx512_gemm_available(DType::Float32)) {
+        return run_avx512(p, a.data<float>(), b.data<float>(), c.data<float>());
+      }
       return run_native(p, a.data<float>(), b.data<float>(), c.data<float>());
     case DType::Float64:
       return run_native(p, a.data<double>(), b.data<double>(), c.data<double>());
     case DType::BFloat16:
+      if (avx512_gemm_available(DType::BFloat16)) {
+        return run_avx512(p, a.data<bfloat16>(), b.data<bfloat16>(), c.data<bfloat16>());
+      }
       return run_widened(p, a.data<bfloat16>(), b.data<bfloat16>(), c.data<bfloat16>());
     case DType::Float16:
       return run_widened(p, a.data<float16>(), b.data<float16>(), c.data<float16>());

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
 
 namespace optimi::kernels::cpu {
@@ -13,7 +14,7 @@ template <class T>
 void forward(const T* x, const compute_t<T>* w, const compute_t<T>* b, compute_t<T> eps, T* y,
              compute_t<T>* mean, compute_t<T>* rstd, int64_t rows, int64_t cols) {
   using C = compute_t<T>;
-#pragma omp parallel for
+#pragma omp parallel for if (rows * cols >= kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
@@ -51,7 +52,7 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
   const int threads = omp_get_max_threads();
   std::vector<C> partial_w(want_params ? threads * cols : 0, C(0));
   std::vector<C> partial_b(want_params ? threads * cols : 0, C(0));
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (rows * cols >= kParallelGrain)
   {
     C* pw = want_params ? partial_w.data() + omp_get_thread_num() * cols : nullptr;
     C* pb = want_params ? partial_b.data() + omp_get_thread_num() * cols : nullptr;

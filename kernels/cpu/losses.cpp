@@ -3,6 +3,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
 #include "kernels/fast_math.hpp"
 
@@ -17,7 +18,7 @@ template <class F>
 double chunked_sum(int64_t n, F&& partial) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> sums(chunks);
-#pragma omp parallel for if (chunks > 1)
+#pragma omp parallel for if (n >= kParallelGrain)
   for (int64_t c = 0; c < chunks; ++c) sums[c] = partial(c * kChunk, std::min(n, (c + 1) * kChunk));
   double total = 0;
   for (double s : sums) total += s;
@@ -37,7 +38,7 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
     const int64_t* t = targets.data<int64_t>();
     C* out_lse = lse.data<C>();
     std::vector<double> row_loss(rows);
-#pragma omp parallel for
+#pragma omp parallel for if (rows * classes >= kParallelGrain)
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = x + r * classes;
       C m = -std::numeric_limits<C>::infinity();
@@ -70,7 +71,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
     const C* l = lse.data<C>();
     T* g = grad_logits.data<T>();
     const C sc = C(scale);
-#pragma omp parallel for
+#pragma omp parallel for if (rows * classes >= kParallelGrain)
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = x + r * classes;
       T* gr = g + r * classes;
@@ -114,7 +115,7 @@ void mse_backward(const Tensor& input, const Tensor& target, double scale, Tenso
     T* gb = grad_target.defined() ? grad_target.data<T>() : nullptr;
     const C sc = C(scale);
     const int64_t n = input.numel();
-#pragma omp parallel for simd if (n > 32768)
+#pragma omp parallel for simd if (n >= kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
       const C g = (load(a[i]) - load(b[i])) * sc;
       if (ga) ga[i] = store<T>(g);

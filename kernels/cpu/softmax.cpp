@@ -3,6 +3,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
 #include "kernels/fast_math.hpp"
 
@@ -13,7 +14,7 @@ namespace {
 template <class T>
 void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
   using C = compute_t<T>;
-#pragma omp parallel
+#pragma omp parallel if (rows * n >= kParallelGrain)
   {
     std::vector<C> buf(n);
 #pragma omp for
@@ -52,7 +53,7 @@ void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
 template <class T>
 void forward_strided(const T* x, T* y, int64_t outer, int64_t size, int64_t inner, bool log) {
   using C = compute_t<T>;
-#pragma omp parallel
+#pragma omp parallel if (outer * size * inner >= kParallelGrain)
   {
     std::vector<C> m(inner), s(inner);
 #pragma omp for
@@ -91,7 +92,7 @@ void forward_strided(const T* x, T* y, int64_t outer, int64_t size, int64_t inne
 template <class T>
 void backward_last_dim(const T* g, const T* y, T* dx, int64_t rows, int64_t n, bool log) {
   using C = compute_t<T>;
-#pragma omp parallel for
+#pragma omp parallel for if (rows * n >= kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const T* gr = g + r * n;
     const T* yr = y + r * n;
@@ -115,7 +116,7 @@ template <class T>
 void backward_strided(const T* g, const T* y, T* dx, int64_t outer, int64_t size, int64_t inner,
                       bool log) {
   using C = compute_t<T>;
-#pragma omp parallel
+#pragma omp parallel if (outer * size * inner >= kParallelGrain)
   {
     std::vector<C> acc(inner);
 #pragma omp for

@@ -83,23 +83,21 @@ class GrammarBuilder {
 const Grammar& Grammar::english() {
   static const Grammar grammar = [] {
     const std::vector<Word> nouns = {
-        {"cat", "cats"},       {"dog", "dogs"},         {"bird", "birds"},
-        {"fox", "foxes"},      {"horse", "horses"},     {"mouse", "mice"},
-        {"child", "children"}, {"farmer", "farmers"},   {"teacher", "teachers"},
-        {"king", "kings"},     {"queen", "queens"},     {"wolf", "wolves"},
-        {"rabbit", "rabbits"}, {"baker", "bakers"},     {"sailor", "sailors"},
-        {"girl", "girls"},     {"boy", "boys"},         {"owl", "owls"},
-        {"frog", "frogs"},     {"goat", "goats"}};
+        {"cat", "cats"},         {"dog", "dogs"},     {"bird", "birds"},     {"fox", "foxes"},
+        {"horse", "horses"},     {"mouse", "mice"},   {"child", "children"}, {"farmer", "farmers"},
+        {"teacher", "teachers"}, {"king", "kings"},   {"queen", "queens"},   {"wolf", "wolves"},
+        {"rabbit", "rabbits"},   {"baker", "bakers"}, {"sailor", "sailors"}, {"girl", "girls"},
+        {"boy", "boys"},         {"owl", "owls"},     {"frog", "frogs"},     {"goat", "goats"}};
     const std::vector<Word> transitive = {
-        {"sees", "see"},     {"chases", "chase"}, {"likes", "like"},   {"helps", "help"},
-        {"follows", "follow"}, {"finds", "find"}, {"watches", "watch"}, {"meets", "meet"},
-        {"hears", "hear"},   {"feeds", "feed"},   {"calls", "call"},   {"knows", "know"}};
+        {"sees", "see"},       {"chases", "chase"}, {"likes", "like"},    {"helps", "help"},
+        {"follows", "follow"}, {"finds", "find"},   {"watches", "watch"}, {"meets", "meet"},
+        {"hears", "hear"},     {"feeds", "feed"},   {"calls", "call"},    {"knows", "know"}};
     const std::vector<Word> intransitive = {
-        {"sleeps", "sleep"}, {"runs", "run"},   {"sings", "sing"},     {"waits", "wait"},
+        {"sleeps", "sleep"}, {"runs", "run"},   {"sings", "sing"},   {"waits", "wait"},
         {"laughs", "laugh"}, {"swims", "swim"}, {"dances", "dance"}, {"hides", "hide"}};
-    const std::vector<std::string> adjectives = {"big",   "small",  "old",   "young",
-                                                 "red",   "quiet",  "happy", "clever",
-                                                 "lazy",  "brave",  "hungry", "tired"};
+    const std::vector<std::string> adjectives = {"big",  "small", "old",    "young",
+                                                 "red",  "quiet", "happy",  "clever",
+                                                 "lazy", "brave", "hungry", "tired"};
     const std::vector<std::string> adverbs = {"often", "never", "always", "sometimes"};
     auto forms = [](const std::vector<Word>& words, bool plural) {
       std::vector<std::string> out;
@@ -139,13 +137,16 @@ const Grammar& Grammar::english() {
       b.add_zipf(onp, adjectives, 0.25, {{" ", 1.0}}, onoun);
       for (size_t target : {onp, onoun}) {
         const double total = target == onp ? 0.75 : 1.0;
-        if (number != 2) add_ending_words(target, forms(nouns, false), number == 0 ? total / 2 : total);
-        if (number != 1) add_ending_words(target, forms(nouns, true), number == 0 ? total / 2 : total);
+        if (number != 2)
+          add_ending_words(target, forms(nouns, false), number == 0 ? total / 2 : total);
+        if (number != 1)
+          add_ending_words(target, forms(nouns, true), number == 0 ? total / 2 : total);
       }
     }
     const std::vector<std::tuple<std::string, double, std::string>> determiners = {
-        {"the ", 0.4, "_ANY"}, {"a ", 0.2, "_SG"},  {"some ", 0.12, "_PL"}, {"every ", 0.08, "_SG"},
-        {"my ", 0.1, "_ANY"},  {"two ", 0.05, "_PL"}, {"no ", 0.05, "_ANY"}};
+        {"the ", 0.4, "_ANY"},   {"a ", 0.2, "_SG"},   {"some ", 0.12, "_PL"},
+        {"every ", 0.08, "_SG"}, {"my ", 0.1, "_ANY"}, {"two ", 0.05, "_PL"},
+        {"no ", 0.05, "_ANY"}};
     for (const auto& [det, w, number] : determiners) {
       std::string capital = det;
       capital[0] = char(capital[0] - 'a' + 'A');
@@ -204,9 +205,9 @@ Grammar::Text Grammar::generate(size_t bytes, uint64_t seed) const {
   size_t slot = start_;
   while (out.bytes.size() < bytes) {
     const Slot& s = slots_[slot];
-    const size_t i = size_t(std::upper_bound(s.cumulative.begin(), s.cumulative.end() - 1,
-                                             rng.uniform()) -
-                            s.cumulative.begin());
+    const size_t i =
+        size_t(std::upper_bound(s.cumulative.begin(), s.cumulative.end() - 1, rng.uniform()) -
+               s.cumulative.begin());
     const Alternative& a = s.alternatives[i];
     out.bytes += a.text;
     nll -= std::log(a.p);

@@ -114,8 +114,8 @@ Tensor Block::forward(const Tensor& x) const {
 MiniLM::MiniLM(const ModelConfig& config) : config_(config) {
   config_.validate();
   const int64_t d = config.d_model;
-  tok_embeddings = register_module("tok_embeddings",
-                                   std::make_shared<optimi::nn::Embedding>(config.vocab, d));
+  tok_embeddings =
+      register_module("tok_embeddings", std::make_shared<optimi::nn::Embedding>(config.vocab, d));
   if (config.rope) {
     rotary = register_module("rotary", std::make_shared<Rotary>(d / config.heads, config.max_seq));
   } else {
@@ -135,7 +135,8 @@ Tensor MiniLM::forward(const Tensor& idx) const {
     throw std::invalid_argument("MiniLM: sequence of " + std::to_string(t) +
                                 " bytes exceeds max_seq " + std::to_string(config_.max_seq));
   Tensor x = tok_embeddings->forward(idx);
-  if (pos_embeddings) x = x + pos_embeddings->forward(Tensor::arange(t, optimi::DType::Int64, idx.device()));
+  if (pos_embeddings)
+    x = x + pos_embeddings->forward(Tensor::arange(t, optimi::DType::Int64, idx.device()));
   // Embeddings stay float32 under to_low_precision; the blocks run in the head's dtype.
   x = x.to(head->weight.dtype());
   for (const auto& block : *blocks) x = static_cast<const Block&>(*block).forward(x);

@@ -22,6 +22,23 @@ class NoGradGuard {
 };
 bool grad_mode_enabled();
 
+// Anomaly detection (like torch.autograd.detect_anomaly): while on, every recorded op checks its
+// output and every backward node its gradients, and the first NaN or Inf throws
+// std::runtime_error naming the op and whether forward or backward produced it. Costs a pass over
+// every tensor, so it is off by default.
+void set_detect_anomaly(bool on);
+bool detect_anomaly_enabled();
+class DetectAnomalyGuard {
+ public:
+  DetectAnomalyGuard() : previous_(detect_anomaly_enabled()) { set_detect_anomaly(true); }
+  ~DetectAnomalyGuard() { set_detect_anomaly(previous_); }
+  DetectAnomalyGuard(const DetectAnomalyGuard&) = delete;
+  DetectAnomalyGuard& operator=(const DetectAnomalyGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 namespace autograd {
 
 struct Edge {

@@ -52,7 +52,7 @@ class Fp32Buffers {
 
 struct LowPrecisionOptions {
   DType dtype = DType::BFloat16;
-  std::optional<Device> device;
+  std::optional<Device> device = std::nullopt;
   ModuleTypes fp32_modules = module_types<nn::Embedding>();
   Fp32Buffers fp32_buffers = {"rope", "rotary"};  // {} keeps no buffer in float32
 };

@@ -1,0 +1,254 @@
+#include "kernels/cpu/gemm_avx512.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+// Blocked like BLIS: B is packed once into 32-column panels, each task packs a block of A rows
+// into 14-row groups, and a 14x32 register tile runs over the whole depth, so every output is
+// written once. Float32 multiplies with FMA one k at a time; bfloat16 with VDPBF16PS, which
+// takes k two at a time (pairs interleaved by the packing) at twice the multiply-adds per
+// instruction, accumulates in float32 and rounds once on store.
+namespace optimi::kernels::cpu {
+namespace {
+
+constexpr int64_t kMr = 14;        // tile rows: 28 accumulators + 2 B vectors + 1 A broadcast <= 32
+constexpr int64_t kNr = 32;        // tile columns: two 16-lane vectors
+constexpr int64_t kMc = kMr * 12;  // rows per task, packed once and kept in L2
+constexpr int64_t kPanelsPerTask = 4;  // 128 columns per task: enough tasks to balance threads
+
+template <class T>
+struct Operand {
+  const T* data;
+  int64_t rs, cs;  // element strides of rows and columns
+};
+
+__mmask16 lanes(int64_t count) {
+  return count >= 16 ? __mmask16(0xffff) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1);
+}
+
+}  // namespace
+
+// Only the functions below use AVX-512, so the rest of the library keeps its own target and
+// these are chosen at run time. They instantiate no standard-library templates: a copy compiled
+// for this target could be the one the linker keeps for everyone.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
+namespace {
+
+// Both kernels consume 32-bit units along the depth: one float32, or a pair of bfloat16 (k = 2p
+// in the low half, 2p + 1 in the high half) for VDPBF16PS, which multiplies pairs. Packed A holds
+// the units of a 14-row group as [step][row], packed B those of a 32-column panel as
+// [step][column].
+struct Fp32Fma {
+  using Elem = float;
+  static constexpr int64_t kDepthStep = 1;
+
+  static uint32_t unit(const float* x, int64_t depth_stride, int64_t p, int64_t) {
+    uint32_t u;
+    std::memcpy(&u, x + p * depth_stride, 4);
+    return u;
+  }
+  template <int M>
+  static void tile(int64_t steps, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
+                   __mmask16 mask0, __mmask16 mask1) {
+    __m512 acc0[M], acc1[M];
+#pragma GCC unroll 14
+    for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < steps; ++p) {
+      __m512 b0 = _mm512_castsi512_ps(_mm512_loadu_si512(b + p * kNr));
+      __m512 b1 = _mm512_castsi512_ps(_mm512_loadu_si512(b + p * kNr + 16));
+#pragma GCC unroll 14
+      for (int i = 0; i < M; ++i) {
+        __m512 ai = _mm512_castsi512_ps(_mm512_set1_epi32(int(a[p * M + i])));
+        acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+        acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+      }
+    }
+#pragma GCC unroll 14
+    for (int i = 0; i < M; ++i) {
+      _mm512_mask_storeu_ps(c + i * ldc, mask0, acc0[i]);
+      _mm512_mask_storeu_ps(c + i * ldc + 16, mask1, acc1[i]);
+    }
+  }
+};
+
+struct Bf16Dot {
+  using Elem = uint16_t;
+  static constexpr int64_t kDepthStep = 2;
+
+  static uint32_t unit(const uint16_t* x, int64_t depth_stride, int64_t p, int64_t k) {
+    const uint16_t* lo = x + 2 * p * depth_stride;
+    return uint32_t(*lo) | (2 * p + 1 < k ? uint32_t(lo[depth_stride]) << 16 : 0u);
+  }
+  template <int M>
+  static void tile(int64_t steps, const uint32_t* a, const uint32_t* b, uint16_t* c, int64_t ldc,
+                   __mmask16 mask0, __mmask16 mask1) {
+    __m512 acc0[M], acc1[M];
+#pragma GCC unroll 14
+    for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < steps; ++p) {
+      __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * kNr);
+      __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + p * kNr + 16);
+#pragma GCC unroll 14
+      for (int i = 0; i < M; ++i) {
+        __m512bh ai = (__m512bh)_mm512_set1_epi32(int(a[p * M + i]));
+        acc0[i] = _mm512_dpbf16_ps(acc0[i], ai, b0);
+        acc1[i] = _mm512_dpbf16_ps(acc1[i], ai, b1);
+      }
+    }
+#pragma GCC unroll 14
+    for (int i = 0; i < M; ++i) {
+      _mm256_mask_storeu_epi16(c + i * ldc, mask0, (__m256i)_mm512_cvtneps_pbh(acc0[i]));
+      _mm256_mask_storeu_epi16(c + i * ldc + 16, mask1, (__m256i)_mm512_cvtneps_pbh(acc1[i]));
+    }
+  }
+};
+
+template <class K>
+using TileFn = void (*)(int64_t, const uint32_t*, const uint32_t*, typename K::Elem*, int64_t,
+                        __mmask16, __mmask16);
+template <class K, size_t... M>
+constexpr std::array<TileFn<K>, sizeof...(M)> make_tiles(std::index_sequence<M...>) {
+  return {&K::template tile<int(M) + 1>...};
+}
+// kTiles<K>[r - 1] computes a group of r rows.
+template <class K>
+constexpr std::array<TileFn<K>, kMr> kTiles = make_tiles<K>(std::make_index_sequence<kMr>());
+
+// Rows [0, mc) of A; group g (rows from 14g) at out + 14g * steps. The loops run along whichever
+// of rows or depth is contiguous in memory.
+template <class K>
+void pack_a(Operand<typename K::Elem> a, int64_t mc, int64_t k, int64_t steps, uint32_t* out) {
+  for (int64_t g = 0; g < mc; g += kMr) {
+    const int64_t mr = std::min(kMr, mc - g);
+    uint32_t* o = out + g * steps;
+    const typename K::Elem* rows = a.data + g * a.rs;
+    if (a.rs == 1) {
+      for (int64_t p = 0; p < steps; ++p) {
+        for (int64_t i = 0; i < mr; ++i) o[p * mr + i] = K::unit(rows + i, a.cs, p, k);
+      }
+    } else {
+      for (int64_t i = 0; i < mr; ++i) {
+        for (int64_t p = 0; p < steps; ++p) o[p * mr + i] = K::unit(rows + i * a.rs, a.cs, p, k);
+      }
+    }
+  }
+}
+
+// Columns [0, nj) of B, zero-padded to kNr columns.
+template <class K>
+void pack_b(Operand<typename K::Elem> b, int64_t nj, int64_t k, int64_t steps, uint32_t* out) {
+  if (b.cs == 1) {
+    for (int64_t p = 0; p < steps; ++p) {
+      for (int64_t j = 0; j < nj; ++j) out[p * kNr + j] = K::unit(b.data + j, b.rs, p, k);
+    }
+  } else {
+    for (int64_t j = 0; j < nj; ++j) {
+      for (int64_t p = 0; p < steps; ++p) {
+        out[p * kNr + j] = K::unit(b.data + j * b.cs, b.rs, p, k);
+      }
+    }
+  }
+  for (int64_t p = 0; p < steps; ++p) {
+    for (int64_t j = nj; j < kNr; ++j) out[p * kNr + j] = 0;
+  }
+}
+
+// One task: rows [0, mc) of the packed A block against B panels [panel0, panel1) into c (ld n).
+template <class K>
+void run_block(const uint32_t* a_packed, int64_t mc, int64_t steps, const uint32_t* b_packed,
+               int64_t panel0, int64_t panel1, int64_t n, typename K::Elem* c) {
+  for (int64_t panel = panel0; panel < panel1; ++panel) {
+    int64_t j0 = panel * kNr;
+    __mmask16 mask0 = lanes(n - j0);
+    __mmask16 mask1 = lanes(n - j0 - 16);
+    for (int64_t ir = 0; ir < mc; ir += kMr) {
+      int64_t mr = std::min(kMr, mc - ir);
+      kTiles<K>[size_t(mr - 1)](steps, a_packed + ir * steps, b_packed + panel * steps * kNr,
+                                c + ir * n + j0, n, mask0, mask1);
+    }
+  }
+}
+
+}  // namespace
+#pragma GCC pop_options
+
+namespace {
+
+// Scratch that outlives calls: packing buffers are sized per problem and would otherwise be
+// allocated (and page-faulted) on every product.
+uint32_t* scratch(std::vector<uint32_t>& buffer, int64_t size) {
+  if (buffer.size() < size_t(size)) buffer.resize(size_t(size));
+  return buffer.data();
+}
+
+template <class K>
+void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::Elem* c, int64_t m,
+         int64_t n, int64_t k, bool threaded) {
+  if (n == 1 && m > 1) {
+    // A matrix-vector product would fill one lane of 32 per tile; c^T = b^T a^T fills them all
+    // and a [m, 1] result is laid out like a [1, m] one.
+    return run<K>({b.data, b.cs, b.rs}, {a.data, a.cs, a.rs}, c, 1, m, k, threaded);
+  }
+  const int64_t steps = (k + K::kDepthStep - 1) / K::kDepthStep;
+  const int64_t panels = (n + kNr - 1) / kNr;
+  const int64_t blocks_m = (m + kMc - 1) / kMc;
+  const int64_t blocks_n = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
+  thread_local std::vector<uint32_t> b_buffer;
+  uint32_t* b_packed = scratch(b_buffer, panels * steps * kNr);
+  constexpr int64_t kThreadedWork = int64_t(1) << 20;  // m*n*k below which one thread is faster
+#pragma omp parallel if (threaded && m * n * k >= kThreadedWork)
+  {
+#pragma omp for schedule(static)
+    for (int64_t panel = 0; panel < panels; ++panel) {
+      pack_b<K>({b.data + panel * kNr * b.cs, b.rs, b.cs}, std::min(kNr, n - panel * kNr), k, steps,
+                b_packed + panel * steps * kNr);
+    }
+    thread_local std::vector<uint32_t> a_buffer;
+    uint32_t* a_packed = scratch(a_buffer, std::min(kMc, m) * steps);
+    int64_t packed_block = -1;  // consecutive tasks of one thread often share their A block
+    // Dynamic: a thread held up (shared cores) leaves its tasks to the others.
+#pragma omp for schedule(dynamic)
+    for (int64_t task = 0; task < blocks_m * blocks_n; ++task) {
+      int64_t block = task / blocks_n;
+      int64_t i0 = block * kMc;
+      int64_t mc = std::min(kMc, m - i0);
+      if (block != packed_block) {
+        pack_a<K>({a.data + i0 * a.rs, a.rs, a.cs}, mc, k, steps, a_packed);
+        packed_block = block;
+      }
+      int64_t panel0 = (task % blocks_n) * kPanelsPerTask;
+      run_block<K>(a_packed, mc, steps, b_packed, panel0, std::min(panels, panel0 + kPanelsPerTask),
+                   n, c + i0 * n);
+    }
+  }
+}
+
+}  // namespace
+
+bool avx512_gemm_available(DType dtype) {
+  // Both kernels are compiled for the whole feature set below.
+  static const bool f32 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl");
+  static const bool bf16 = f32 && __builtin_cpu_supports("avx512bf16");
+  return dtype == DType::Float32 ? f32 : dtype == DType::BFloat16 && bf16;
+}
+
+void gemm_avx512(const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t b_rs,
+                 int64_t b_cs, float* c, int64_t m, int64_t n, int64_t k, bool threaded) {
+  run<Fp32Fma>({a, a_rs, a_cs}, {b, b_rs, b_cs}, c, m, n, k, threaded);
+}
+
+void gemm_avx512(const bfloat16* a, int64_t a_rs, int64_t a_cs, const bfloat16* b, int64_t b_rs,
+                 int64_t b_cs, bfloat16* c, int64_t m, int64_t n, int64_t k, bool threaded) {
+  run<Bf16Dot>({reinterpret_cast<const uint16_t*>(a), a_rs, a_cs},
+               {reinterpret_cast<const uint16_t*>(b), b_rs, b_cs}, reinterpret_cast<uint16_t*>(c),
+               m, n, k, threaded);
+}
+
+}  // namespace optimi::kernels::cpu

@@ -1,0 +1,70 @@
+#include "checkpoint.hpp"
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace minilm {
+namespace {
+
+const char* const kStep = "minilm.step";
+const char* const kRng = "minilm.rng_state";
+const char* const kSettings = "minilm.settings";
+const char* const kHistory = "minilm.history";
+const char* const kOptimizer = "minilm.optimizer";
+
+std::filesystem::path optimizer_path(const std::filesystem::path& model_path, int64_t step) {
+  std::string stem = model_path.filename().string();
+  if (stem.ends_with(".safetensors")) stem.resize(stem.size() - std::string(".safetensors").size());
+  return model_path.parent_path() / (stem + ".optim-" + std::to_string(step) + ".safetensors");
+}
+
+}  // namespace
+
+Checkpoint read_checkpoint(const std::filesystem::path& path) {
+  optimi::nn::SafetensorsFile file = optimi::nn::load_safetensors(path);
+  Checkpoint c;
+  try {
+    c.arch = ModelConfig::from_metadata(file.metadata);
+    c.arch.validate();
+  } catch (const std::exception& e) {
+    throw std::runtime_error("checkpoint " + path.string() + ": " + e.what());
+  }
+  c.weights = std::move(file.tensors);
+  const auto& m = file.metadata;
+  if (!m.contains(kStep)) return c;
+  try {
+    RunState run;
+    run.step = std::stoll(m.at(kStep));
+    run.rng_state = std::stoull(m.at(kRng));
+    run.settings = nlohmann::json::parse(m.at(kSettings)).get<std::map<std::string, std::string>>();
+    run.history = History::from_json(nlohmann::json::parse(m.at(kHistory)));
+    run.optimizer_file = path.parent_path() / m.at(kOptimizer);
+    c.run = std::move(run);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("checkpoint " + path.string() + ": malformed run state (" + e.what() +
+                             ")");
+  }
+  return c;
+}
+
+CheckpointWriter::CheckpointWriter(std::filesystem::path path, std::filesystem::path superseded)
+    : path_(std::move(path)), superseded_(std::move(superseded)) {}
+
+void CheckpointWriter::write(const MiniLM& model, const optimi::optim::Optimizer& optimizer,
+                             const RunState& run) {
+  const std::filesystem::path optim_file = optimizer_path(path_, run.step);
+  optimizer.save(optim_file);
+  std::map<std::string, std::string> metadata = model.config().to_metadata();
+  metadata[kStep] = std::to_string(run.step);
+  metadata[kRng] = std::to_string(run.rng_state);
+  metadata[kSettings] = nlohmann::json(run.settings).dump();
+  metadata[kHistory] = run.history.to_json().dump();
+  metadata[kOptimizer] = optim_file.filename().string();
+  optimi::nn::save_state_dict(model, path_, metadata);
+  std::error_code ec;
+  if (!superseded_.empty() && !std::filesystem::equivalent(superseded_, optim_file, ec))
+    std::filesystem::remove(superseded_, ec);
+  superseded_ = optim_file;
+}
+
+}  // namespace minilm

@@ -1,0 +1,46 @@
+#include "history.hpp"
+
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include <unistd.h>
+
+namespace minilm {
+
+nlohmann::json History::to_json() const {
+  nlohmann::json j = {{"train", nlohmann::json::array()}, {"val", nlohmann::json::array()}};
+  for (const TrainPoint& p : train)
+    j["train"].push_back({{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}});
+  for (const ValPoint& p : val) j["val"].push_back({{"step", p.step}, {"loss", p.loss}});
+  return j;
+}
+
+History History::from_json(const nlohmann::json& j) {
+  History h;
+  for (const auto& p : j.at("train"))
+    h.train.push_back(
+        {p.at("step").get<int64_t>(), p.at("loss").get<double>(), p.at("lr").get<double>()});
+  for (const auto& p : j.at("val"))
+    h.val.push_back({p.at("step").get<int64_t>(), p.at("loss").get<double>()});
+  return h;
+}
+
+void write_json_atomically(const std::filesystem::path& path, const nlohmann::json& j) {
+  std::filesystem::path tmp = path;
+  tmp += ".tmp" + std::to_string(getpid());
+  {
+    std::ofstream out(tmp);
+    // Full precision: the figures round-trip exactly, which the resume tests compare.
+    out << j.dump(2) << "\n";
+    if (!out) throw std::runtime_error("cannot write " + path.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error("cannot write " + path.string() + ": " + ec.message());
+  }
+}
+
+}  // namespace minilm

@@ -1,0 +1,18 @@
+// libFuzzer driver: one executable per target, chosen by OPTIMI_FUZZ_TARGET at compile time.
+#include <cstdio>
+#include <cstdlib>
+
+#include "targets.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const optimi_fuzz::Target* target = [] {
+    const optimi_fuzz::Target* t = optimi_fuzz::find_target(OPTIMI_FUZZ_TARGET);
+    if (!t) {
+      std::fprintf(stderr, "unknown fuzz target %s\n", OPTIMI_FUZZ_TARGET);
+      std::abort();
+    }
+    return t;
+  }();
+  target->run(data, size);
+  return 0;
+}
