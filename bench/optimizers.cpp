@@ -83,14 +83,20 @@ std::vector<Benchmark> benchmarks() {
   const double lr = 1e-3;
   // Kahan summation is automatic for bfloat16 except in Adan, whose default is off.
   return {
-      {"SGD", 12, 8, [=](auto& p) { return std::make_unique<SGD>(p, SGDOptions{.lr = lr, .momentum = 0.9}); }},
+      {"SGD", 12, 8,
+       [=](auto& p) { return std::make_unique<SGD>(p, SGDOptions{.lr = lr, .momentum = 0.9}); }},
       {"Adam", 16, 12, [=](auto& p) { return std::make_unique<Adam>(p, AdamOptions{.lr = lr}); }},
-      {"AdamW", 16, 12, [=](auto& p) { return std::make_unique<AdamW>(p, AdamWOptions{.lr = lr}); }},
+      {"AdamW", 16, 12,
+       [=](auto& p) { return std::make_unique<AdamW>(p, AdamWOptions{.lr = lr}); }},
       {"Adan", 24, 20,
-       [=](auto& p) { return std::make_unique<Adan>(p, AdanOptions{.lr = lr, .kahan_sum = std::nullopt}); }},
+       [=](auto& p) {
+         return std::make_unique<Adan>(p, AdanOptions{.lr = lr, .kahan_sum = std::nullopt});
+       }},
       {"Lion", 12, 8, [=](auto& p) { return std::make_unique<Lion>(p, LionOptions{.lr = lr}); }},
-      {"RAdam", 16, 12, [=](auto& p) { return std::make_unique<RAdam>(p, RAdamOptions{.lr = lr}); }},
-      {"Ranger", 20, 16, [=](auto& p) { return std::make_unique<Ranger>(p, RangerOptions{.lr = lr}); }},
+      {"RAdam", 16, 12,
+       [=](auto& p) { return std::make_unique<RAdam>(p, RAdamOptions{.lr = lr}); }},
+      {"Ranger", 20, 16,
+       [=](auto& p) { return std::make_unique<Ranger>(p, RangerOptions{.lr = lr}); }},
       {"StableAdamW", 16, 12,
        [=](auto& p) { return std::make_unique<StableAdamW>(p, StableAdamWOptions{.lr = lr}); }},
   };
@@ -136,7 +142,8 @@ int main(int argc, char** argv) {
       auto opt = b.make(params);
       double seconds = time_median([&] { opt->step(); });
       // bfloat16: every buffer is 2 bytes, and the Kahan buffer is one more read and write.
-      double bytes = low ? b.read_bytes / 2 + 2 + b.write_bytes / 2 + 2 : b.read_bytes + b.write_bytes;
+      double bytes =
+          low ? b.read_bytes / 2 + 2 + b.write_bytes / 2 + 2 : b.read_bytes + b.write_bytes;
       double bandwidth = bytes * double(kParams) / seconds;
       double fraction = bandwidth / triad;
       double bar = low ? 0.70 : 0.80;
@@ -157,17 +164,13 @@ int main(int argc, char** argv) {
                          {"pass", pass}});
     }
   }
-  std::printf("\n%s\n", all_pass ? "every optimizer meets its bar"
-                                  : "some optimizers are below their bar");
+  std::printf("\n%s\n",
+              all_pass ? "every optimizer meets its bar" : "some optimizers are below their bar");
   if (!json_path.empty()) {
-    nlohmann::json out = {{"benchmark", "optimizers"},
-                          {"threads", threads},
-                          {"params", kParams},
-                          {"tensors", kTensors},
-                          {"warmup_steps", kWarmup},
-                          {"timed_steps", kSteps},
-                          {"triad_gb_s", triad / 1e9},
-                          {"results", results}};
+    nlohmann::json out = {{"benchmark", "optimizers"}, {"threads", threads},
+                          {"params", kParams},         {"tensors", kTensors},
+                          {"warmup_steps", kWarmup},   {"timed_steps", kSteps},
+                          {"triad_gb_s", triad / 1e9}, {"results", results}};
     std::ofstream(json_path) << out.dump(2) << "\n";
   }
   return 0;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "optimi/dtype.hpp"
 #include "optimi/macros.hpp"
@@ -11,9 +12,6 @@
 // holds the per-tensor scalars the host computed (in double, handed over as float32) and updates
 // element i of one parameter tensor: load, compute in float32, round to the storage type T only
 // where a value is stored. The gradient is never written.
-//
-// apply<kKahan, kUpdate>: kKahan selects the compensated update (low-precision parameters with a
-// Kahan buffer); kUpdate false is an optimizer-accumulation call, which only updates the state.
 namespace optimi::kernels {
 
 // Everything one parameter's update touches, as typed pointers to contiguous storage.
@@ -45,10 +43,53 @@ ParamTensors<T> typed(const KernelArgs& a) {
           static_cast<T*>(a.kahan)};
 }
 
-// The float32 value a store to T keeps.
+// How weight decay enters an update (spec 1.4).
+enum class Decay {
+  kNone,
+  kFactor,  // p_w = round(p * factor), stored before the update
+  kL2,      // g + l2 * p in float32, never stored
+};
+
+// What holds for every element of one tensor's update; backends compile a loop per variant so
+// that none of these choices is made per element.
+struct Variant {
+  bool kahan = false;  // compensated update: low-precision parameters with a Kahan buffer
+  bool update = true;  // false: optimizer accumulation, the state absorbs the gradient only
+  Decay decay = Decay::kNone;
+};
+
+// Rounding to T. For bfloat16 these are to_bfloat16's round-to-nearest-even as a few branch-free
+// bit operations on the float32 (so that every loop vectorises): round_to keeps the rounded value
+// in float32, store_exact stores a value already representable, store_rounded does both.
 template <class T>
 OPTIMI_HD float round_to(float x) {
-  return load(store<T>(x));
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    uint32_t u = float_to_bits(x);
+#if defined(__CUDA_ARCH__)
+    // CUDA's canonical NaN, 0x7fffffff, would carry into the sign below.
+    if ((u & 0x7fffffffu) > 0x7f800000u) return bits_to_float((u & 0xffff0000u) | 0x00400000u);
+#endif
+    // Every value rounded here is the result of float32 arithmetic on bfloat16 inputs and
+    // host-computed scalars, so on the host a NaN is quiet and has its low 16 bits clear (the
+    // payload of a bfloat16 input, or the default NaN): it stays the same quiet NaN.
+    return bits_to_float((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+  } else {
+    return load(store<T>(x));
+  }
+}
+
+template <class T>
+OPTIMI_HD T store_exact(float x) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    return bfloat16{static_cast<uint16_t>(float_to_bits(x) >> 16)};
+  } else {
+    return store<T>(x);
+  }
+}
+
+template <class T>
+OPTIMI_HD T store_rounded(float x) {
+  return store_exact<T>(round_to<T>(x));
 }
 
 // p_w + delta as it is to be stored. Without Kahan summation this is the float32 sum (rounded once
@@ -59,7 +100,7 @@ OPTIMI_HD float add_update(T* kahan, int64_t i, float p_w, float delta) {
   if constexpr (kKahan) {
     float k32 = load(kahan[i]) + delta;
     float p_new = round_to<T>(p_w + round_to<T>(k32));
-    kahan[i] = store<T>(k32 + (p_w - p_new));
+    kahan[i] = store_rounded<T>(k32 + (p_w - p_new));
     return p_new;
   } else {
     return p_w + delta;
@@ -68,24 +109,35 @@ OPTIMI_HD float add_update(T* kahan, int64_t i, float p_w, float delta) {
 
 template <bool kKahan, class T>
 OPTIMI_HD void apply_update(const ParamTensors<T>& t, int64_t i, float p_w, float delta) {
-  t.param[i] = store<T>(add_update<kKahan>(t.kahan, i, p_w, delta));
+  float sum = add_update<kKahan>(t.kahan, i, p_w, delta);
+  t.param[i] = kKahan ? store_exact<T>(sum) : store_rounded<T>(sum);
 }
 
-// Weight decay of one tensor (spec 1.4): a multiplicative factor stored before the update (1 when
-// off; optimi skips a factor of exactly 0, which the host encodes as 1) and an L2 coefficient
-// added to the gradient in float32 (0 when off).
+// One tensor's weight decay: the multiplicative factor (optimi skips a factor of exactly 0, which
+// the host encodes as no decay) or the L2 coefficient.
 struct WeightDecay {
   float factor = 1.0f;
   float l2 = 0.0f;
 
-  // Both sides computed unconditionally, so vectorisers may select between them.
-  OPTIMI_HD float grad(float g, float p) const {
-    float with_l2 = g + l2 * p;
-    return l2 != 0.0f ? with_l2 : g;
+  OPTIMI_HD Decay kind() const {
+    if (l2 != 0.0f) return Decay::kL2;
+    return factor != 1.0f ? Decay::kFactor : Decay::kNone;  // p * 1 rounds to p: no work
   }
-  template <class T>
+  template <Decay kDecay>
+  OPTIMI_HD float grad(float g, float p) const {
+    if constexpr (kDecay == Decay::kL2) {
+      return g + l2 * p;
+    } else {
+      return g;
+    }
+  }
+  template <Decay kDecay, class T>
   OPTIMI_HD float param(float p) const {
-    return round_to<T>(p * factor);
+    if constexpr (kDecay == Decay::kFactor) {
+      return round_to<T>(p * factor);
+    } else {
+      return p;
+    }
   }
 };
 
@@ -104,23 +156,23 @@ struct AdamMoments {
     float m0 = load(exp_avg[i]);
     float m = m0 + beta1_comp * (g - m0);
     float v = beta2_hat * load(exp_avg_sq[i]) + beta2_comp * (g * g);
-    exp_avg[i] = store<T>(m);
-    exp_avg_sq[i] = store<T>(v);
+    exp_avg[i] = store_rounded<T>(m);
+    exp_avg_sq[i] = store_rounded<T>(v);
     return {m, v};
   }
 };
 
-// SGD without momentum: state[] unused.
+// SGD without momentum: no state.
 struct SgdStep {
   float neg_lr;
   WeightDecay decay;
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
-    if constexpr (kUpdate) {
+    if constexpr (kV.update) {
       float p = load(t.param[i]);
-      float g = decay.grad(load(t.grad[i]), p);
-      apply_update<kKahan>(t, i, decay.param<T>(p), neg_lr * g);
+      float g = decay.grad<kV.decay>(load(t.grad[i]), p);
+      apply_update<kV.kahan>(t, i, decay.param<kV.decay, T>(p), neg_lr * g);
     }
   }
 };
@@ -133,11 +185,10 @@ struct SgdMomentumStep {
   float neg_lr;
   WeightDecay decay;
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
     float p = load(t.param[i]);
-    float g = load(t.grad[i]);
-    if constexpr (kUpdate) g = decay.grad(g, p);
+    float g = decay.grad<kV.decay>(load(t.grad[i]), p);
     float b0 = load(t.state[0][i]);
     float b;
     if constexpr (kDampening) {
@@ -145,8 +196,8 @@ struct SgdMomentumStep {
     } else {
       b = weight * b0 + g;
     }
-    t.state[0][i] = store<T>(b);
-    if constexpr (kUpdate) apply_update<kKahan>(t, i, decay.param<T>(p), neg_lr * b);
+    t.state[0][i] = store_rounded<T>(b);
+    if constexpr (kV.update) apply_update<kV.kahan>(t, i, decay.param<kV.decay, T>(p), neg_lr * b);
   }
 };
 
@@ -156,11 +207,11 @@ struct GradientInit {
   float scale;
   float l2;
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
     float g = load(t.grad[i]);
     float with_l2 = g + l2 * load(t.param[i]);
-    t.state[0][i] = store<T>(scale * (l2 != 0.0f ? with_l2 : g));
+    t.state[0][i] = store_rounded<T>(scale * (l2 != 0.0f ? with_l2 : g));
   }
 };
 
@@ -171,14 +222,14 @@ struct AdamStep {
   float neg_lr;
   WeightDecay decay;
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
     float p = load(t.param[i]);
-    float g = load(t.grad[i]);
-    if constexpr (kUpdate) g = decay.grad(g, p);
+    float g = decay.grad<kV.decay>(load(t.grad[i]), p);
     auto mv = moments.update(g, t.state[0], t.state[1], i);
-    if constexpr (kUpdate) {
-      apply_update<kKahan>(t, i, decay.param<T>(p), neg_lr * mv.m / (std::sqrt(mv.v) + eps));
+    if constexpr (kV.update) {
+      float delta = neg_lr * mv.m / (std::sqrt(mv.v) + eps);
+      apply_update<kV.kahan>(t, i, decay.param<kV.decay, T>(p), delta);
     }
   }
 };
@@ -200,13 +251,14 @@ struct RAdamStep {
     }
   }
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
     float p = load(t.param[i]);
-    float g = load(t.grad[i]);
-    if constexpr (kUpdate) g = decay.grad(g, p);
+    float g = decay.grad<kV.decay>(load(t.grad[i]), p);
     auto mv = moments.update(g, t.state[0], t.state[1], i);
-    if constexpr (kUpdate) apply_update<kKahan>(t, i, decay.param<T>(p), delta(mv.m, mv.v));
+    if constexpr (kV.update) {
+      apply_update<kV.kahan>(t, i, decay.param<kV.decay, T>(p), delta(mv.m, mv.v));
+    }
   }
 };
 
@@ -215,35 +267,34 @@ struct RAdamStep {
 // compensated, the compensation staying float32 between them, and the slow weights' error term
 // has weight 1 (spec decision 3).
 template <bool kRectified>
-struct RangerLookaheadStep {
-  RAdamStep<kRectified> radam;
+struct RangerLookaheadStep : RAdamStep<kRectified> {
   float alpha;
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
+    const WeightDecay& decay = this->decay;
     float p = load(t.param[i]);
-    float g = load(t.grad[i]);
-    if constexpr (kUpdate) g = radam.decay.grad(g, p);
-    auto mv = radam.moments.update(g, t.state[0], t.state[1], i);
-    if constexpr (kUpdate) {
-      float p_w = radam.decay.template param<T>(p);
-      float delta = radam.delta(mv.m, mv.v);
+    float g = decay.grad<kV.decay>(load(t.grad[i]), p);
+    auto mv = this->moments.update(g, t.state[0], t.state[1], i);
+    if constexpr (kV.update) {
+      float p_w = decay.param<kV.decay, T>(p);
+      float delta = this->delta(mv.m, mv.v);
       float phi = load(t.state[2][i]);
-      float phi_new;
-      if constexpr (kKahan) {
+      T phi_new;
+      if constexpr (kV.kahan) {
         float k32 = load(t.kahan[i]) + delta;
         float fast = round_to<T>(p_w + round_to<T>(k32));
         k32 = k32 + (p_w - fast);
         k32 = k32 + alpha * (fast - phi);
-        phi_new = round_to<T>(phi + round_to<T>(k32));
-        k32 = k32 + (phi - phi_new);
-        t.kahan[i] = store<T>(k32);
+        float rounded = round_to<T>(phi + round_to<T>(k32));
+        k32 = k32 + (phi - rounded);
+        t.kahan[i] = store_rounded<T>(k32);
+        phi_new = store_exact<T>(rounded);
       } else {
-        phi_new = phi + alpha * ((p_w + delta) - phi);
+        phi_new = store_rounded<T>(phi + alpha * ((p_w + delta) - phi));
       }
-      T stored = store<T>(phi_new);
-      t.state[2][i] = stored;
-      t.param[i] = stored;
+      t.state[2][i] = phi_new;
+      t.param[i] = phi_new;
     }
   }
 };
@@ -257,21 +308,21 @@ struct LionStep {
 
   OPTIMI_HD static float sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
     float g = load(t.grad[i]);
     float m = load(t.state[0][i]);
-    t.state[0][i] = store<T>(m + beta2_comp * (g - m));
-    if constexpr (kUpdate) {
+    t.state[0][i] = store_rounded<T>(m + beta2_comp * (g - m));
+    if constexpr (kV.update) {
       float u = sign(m + beta1_comp * (g - m));
-      apply_update<kKahan>(t, i, decay.param<T>(load(t.param[i])), neg_lr * u);
+      apply_update<kV.kahan>(t, i, decay.param<kV.decay, T>(load(t.param[i])), neg_lr * u);
     }
   }
 };
 
 // Adan: state = {exp_avg (m̂), exp_avg_diff (d̂), exp_avg_sq (n̂), prev_grad (-g_{t-1})}. Weight
-// decay is Adam-style (factor before the update) or Adan-style (divisor after it); without Kahan
-// summation the float32 sum is divided before its one rounding.
+// decay is Adam-style (decay.factor before the update) or Adan-style (a divisor after it, 1 when
+// off); without Kahan summation the float32 sum is divided before its one rounding.
 struct AdanStep {
   float beta1_comp;
   float beta2_comp;
@@ -281,10 +332,10 @@ struct AdanStep {
   float eps;
   float neg_lr;
   float neg_lr_beta2;  // -lr·β2
-  float factor = 1.0f;
+  WeightDecay decay = {};
   float divisor = 1.0f;
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
     float g = load(t.grad[i]);
     float diff = load(t.state[3][i]) + g;
@@ -294,15 +345,15 @@ struct AdanStep {
     float d = d0 + beta2_comp * (diff - d0);
     float z = beta2 * diff + g;
     float n = beta3_hat * load(t.state[2][i]) + beta3_comp * (z * z);
-    t.state[0][i] = store<T>(m);
-    t.state[1][i] = store<T>(d);
-    t.state[2][i] = store<T>(n);
-    t.state[3][i] = store<T>(-g);
-    if constexpr (kUpdate) {
+    t.state[0][i] = store_rounded<T>(m);
+    t.state[1][i] = store_rounded<T>(d);
+    t.state[2][i] = store_rounded<T>(n);
+    t.state[3][i] = store_exact<T>(-g);  // exact: g came from T
+    if constexpr (kV.update) {
       float den = std::sqrt(n) + eps;
       float delta = neg_lr * m / den + neg_lr_beta2 * d / den;
-      float p_w = round_to<T>(load(t.param[i]) * factor);
-      t.param[i] = store<T>(add_update<kKahan>(t.kahan, i, p_w, delta) / divisor);
+      float p_w = decay.param<kV.decay, T>(load(t.param[i]));
+      t.param[i] = store_rounded<T>(add_update<kV.kahan>(t.kahan, i, p_w, delta) / divisor);
     }
   }
 };
@@ -313,7 +364,7 @@ struct StableAdamWMoments {
   AdamMoments moments;
   float eps_sq;  // float32 eps·eps
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD float apply(const ParamTensors<T>& t, int64_t i) const {
     float g = load(t.grad[i]);
     auto mv = moments.update(g, t.state[0], t.state[1], i);
@@ -326,15 +377,15 @@ struct StableAdamWMoments {
 struct StableAdamWUpdate {
   float eps;
   float neg_lr;  // -lr_t
-  float factor;
+  WeightDecay decay;
 
-  template <bool kKahan, bool kUpdate, class T>
+  template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
-    if constexpr (kUpdate) {
+    if constexpr (kV.update) {
       float m = load(t.state[0][i]);
       float v = load(t.state[1][i]);
-      float p_w = round_to<T>(load(t.param[i]) * factor);
-      apply_update<kKahan>(t, i, p_w, neg_lr * m / (std::sqrt(v) + eps));
+      float p_w = decay.param<kV.decay, T>(load(t.param[i]));
+      apply_update<kV.kahan>(t, i, p_w, neg_lr * m / (std::sqrt(v) + eps));
     }
   }
 };

@@ -13,8 +13,8 @@
 namespace optimi::testing {
 
 inline const std::vector<std::string>& optimizer_names() {
-  static const std::vector<std::string> names = {"SGD",   "Adam",   "AdamW", "Adan",
-                                                 "Lion",  "RAdam",  "Ranger", "StableAdamW"};
+  static const std::vector<std::string> names = {"SGD",  "Adam",  "AdamW",  "Adan",
+                                                 "Lion", "RAdam", "Ranger", "StableAdamW"};
   return names;
 }
 
@@ -62,7 +62,8 @@ inline std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& name,
                                                         bool gradient_release = false) {
   using namespace optim;
   auto make = [&]<class Opt, class O>() -> std::unique_ptr<Optimizer> {
-    return std::make_unique<Opt>(std::move(groups), options_from_json<O>(options, gradient_release));
+    return std::make_unique<Opt>(std::move(groups),
+                                 options_from_json<O>(options, gradient_release));
   };
   if (name == "SGD") return make.operator()<SGD, SGDOptions>();
   if (name == "Adam") return make.operator()<Adam, AdamOptions>();

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -81,15 +82,18 @@ TEST_CASE("optimizers reject bad hyperparameters with optimi's messages", "[opti
         "Invalid maximum learning rate: max_lr=-1.0");
   CHECK(invalid_argument_message([&] { SGD opt({p}, {.lr = 0.1, .momentum = 1.0}); }) ==
         "Invalid momentum: momentum=1.0");
-  CHECK(invalid_argument_message([&] { RAdam opt({p}, {.lr = 1e-3, .betas = {0.9, -0.5}}); }) ==
-        "Invalid beta2 parameter: betas[1]=-0.5");
-  CHECK(invalid_argument_message([&] { Adan opt({p}, {.lr = 1e-3, .betas = {0.9, 0.9, 1.0}}); }) ==
-        "Invalid beta3 parameter: betas[2]=1.0");
+  CHECK(invalid_argument_message([&] {
+          RAdam opt({p}, {.lr = 1e-3, .betas = {0.9, -0.5}});
+        }) == "Invalid beta2 parameter: betas[1]=-0.5");
+  CHECK(invalid_argument_message([&] {
+          Adan opt({p}, {.lr = 1e-3, .betas = {0.9, 0.9, 1.0}});
+        }) == "Invalid beta3 parameter: betas[2]=1.0");
   CHECK(invalid_argument_message([&] { StableAdamW opt({p}, {.lr = 1e-3, .eps = -1e-8}); }) ==
         "Invalid epsilon: eps=-1e-08");
   // The optimizer's own checks come first.
-  CHECK(invalid_argument_message([&] { Adam opt({p}, {.lr = -1.0, .betas = {1.0, 0.9}}); }) ==
-        "Invalid beta1 parameter: betas[0]=1.0");
+  CHECK(invalid_argument_message([&] {
+          Adam opt({p}, {.lr = -1.0, .betas = {1.0, 0.9}});
+        }) == "Invalid beta1 parameter: betas[0]=1.0");
   CHECK(invalid_argument_message([&] { Ranger opt({p}, {.lr = 1e-3, .k = 0}); }) ==
         "Invalid lookahead steps: k=0");
   CHECK(invalid_argument_message([&] { Adam opt(std::vector<Tensor>{}, {.lr = 1e-3}); }) ==
@@ -130,8 +134,8 @@ TEST_CASE("the decouple_lr warning: one for all groups, threshold inclusive", "[
   }
   SECTION("several high groups give one warning with the largest value") {
     CapturedWarnings w;
-    std::vector<ParamGroup> groups{{{a}, std::nullopt, 0.0}, {{b}, std::nullopt, 2e-3},
-                                   {{c}, std::nullopt, 5e-3}};
+    std::vector<ParamGroup> groups{
+        {{a}, std::nullopt, 0.0}, {{b}, std::nullopt, 2e-3}, {{c}, std::nullopt, 5e-3}};
     StableAdamW opt(groups, {.lr = 1e-3, .weight_decay = 0.0, .decouple_lr = true});
     REQUIRE(w.messages.size() == 1);
     CHECK(w.messages[0] == high_wd_warning("0.005"));
@@ -218,7 +222,10 @@ TEST_CASE("spec section 10: eight steps of every optimizer", "[optim]") {
        {{"lr", 0.1}, {"momentum", 0.9}, {"weight_decay", 0.01}},
        {-0.038010344f, 0.085828036f, 0.32270271f, -0.42571166f}},
       {"SGD",
-       {{"lr", 0.1}, {"momentum", 0.9}, {"weight_decay", 0.01}, {"decouple_lr", true},
+       {{"lr", 0.1},
+        {"momentum", 0.9},
+        {"weight_decay", 0.01},
+        {"decouple_lr", true},
         {"max_lr", 0.2}},
        {-0.043241054f, 0.087293267f, 0.31917581f, -0.43686646f}},
       {"Adam",
@@ -268,7 +275,9 @@ TEST_CASE("spec section 10: gradient release with optimizer accumulation", "[opt
     std::vector<float> expected;
   };
   const std::vector<Row> rows = {
-      {"SGD", {{"lr", 0.1}, {"momentum", 0.9}}, {0.62208956f, -0.31731343f, 0.23557737f, 0.99014968f}},
+      {"SGD",
+       {{"lr", 0.1}, {"momentum", 0.9}},
+       {0.62208956f, -0.31731343f, 0.23557737f, 0.99014968f}},
       {"Adam", {{"lr", 0.01}}, {0.9805302f, -0.48000008f, 0.24894738f, 1.9822699f}},
       {"AdamW", {{"lr", 0.01}}, {0.98033112f, -0.47990108f, 0.24889743f, 1.9818707f}},
       {"Adan", {{"lr", 0.01}}, {0.98117024f, -0.47980613f, 0.24699789f, 1.9826876f}},
@@ -377,4 +386,24 @@ TEST_CASE("group step counters advance on every step; group settings apply", "[o
   sgd.step();
   CHECK(c.item() == Approx(0.8));
   CHECK(d.item() == Approx(0.5));
+}
+
+TEST_CASE("NaN gradients make NaN parameters in every dtype", "[optim]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const std::string& name : testing::optimizer_names()) {
+    for (DType dtype : {DType::Float32, DType::BFloat16}) {
+      DYNAMIC_SECTION(name << " " << dtype_name(dtype)) {
+        Tensor p = param({0.5f, -0.25f, nan}, dtype);
+        auto opt = testing::make_optimizer(name, {{"lr", 1e-2}}, std::vector<Tensor>{p});
+        for (int t = 0; t < 2; ++t) {
+          p.set_grad(Tensor::from_vector({nan, 0.1f, 0.1f}, {3}, dtype));
+          opt->step();
+        }
+        std::vector<float> v = p.to_vector<float>();
+        CHECK(std::isnan(v[0]));
+        CHECK(std::isnan(v[2]));
+        if (name != "StableAdamW") CHECK(std::isfinite(v[1]));  // its RMS mixes elements
+      }
+    }
+  }
 }

@@ -138,15 +138,15 @@ TEST_CASE("loading a checkpoint for other parameters or another optimizer throws
     std::vector<Tensor> changed = params;
     changed[1] = Tensor::zeros({6}).requires_grad_();
     AdamW other(changed, {.lr = 1e-3});
-    CHECK_THAT(load_message(other), Catch::Contains("parameter 1") && Catch::Contains("[5]") &&
-                                        Catch::Contains("[6]"));
+    CHECK_THAT(load_message(other),
+               Catch::Contains("parameter 1") && Catch::Contains("[5]") && Catch::Contains("[6]"));
   }
   SECTION("dtype") {
     std::vector<Tensor> changed = params;
     changed[2] = Tensor::zeros({2, 2, 2}, DType::BFloat16).requires_grad_();
     AdamW other(changed, {.lr = 1e-3});
-    CHECK_THAT(load_message(other), Catch::Contains("parameter 2") &&
-                                        Catch::Contains("float32") && Catch::Contains("bfloat16"));
+    CHECK_THAT(load_message(other), Catch::Contains("parameter 2") && Catch::Contains("float32") &&
+                                        Catch::Contains("bfloat16"));
   }
   SECTION("groups") {
     std::vector<ParamGroup> groups{{{params[0]}}, {{params[1], params[2]}}};
@@ -166,7 +166,9 @@ TEST_CASE("loading a file that is no optimizer checkpoint throws std::runtime_er
   std::vector<Tensor> params = make_params(DType::Float32);
   SGD opt(params, {.lr = 0.1, .momentum = 0.9});
   auto path = temp_file("corrupt");
-  SECTION("missing file") { CHECK_THROWS_AS(opt.load(path), std::runtime_error); }
+  SECTION("missing file") {
+    CHECK_THROWS_AS(opt.load(path), std::runtime_error);
+  }
   SECTION("garbage") {
     std::ofstream(path) << "not a safetensors file at all";
     CHECK_THROWS_AS(opt.load(path), std::runtime_error);

@@ -59,8 +59,8 @@ TEST_CASE("WarmupCosine warms up, then anneals; its state is the last step", "[o
   Tensor a = Tensor::ones({2}).requires_grad_();
   Lion opt({a}, {.lr = 2.0});
   WarmupCosine sched(opt, 2, 6);
-  check_lrs(trajectory(sched, opt, 0, 7), {0.0, 1.0, 2.0, 2.0 * (1 + std::cos(M_PI / 4)) / 2,
-                                           1.0, 2.0 * (1 + std::cos(3 * M_PI / 4)) / 2, 0.0, 0.0});
+  check_lrs(trajectory(sched, opt, 0, 7), {0.0, 1.0, 2.0, 2.0 * (1 + std::cos(M_PI / 4)) / 2, 1.0,
+                                           2.0 * (1 + std::cos(3 * M_PI / 4)) / 2, 0.0, 0.0});
   CHECK(sched.last_step() == 7);
 
   Lion resumed_opt({a}, {.lr = 2.0});

@@ -9,6 +9,9 @@
 
 #include "kernels/cpu/optimizers.hpp"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -19,68 +22,122 @@ namespace {
 // Below this a parallel region costs more than it saves.
 constexpr int64_t kParallelThreshold = 1 << 15;
 
-template <bool kKahan, bool kUpdate, class Op, class T>
-double run(const Op& op_in, const ParamTensors<T>& t_in, int64_t n) {
-  using Result = decltype(op_in.template apply<kKahan, kUpdate>(t_in, 0));
-  double sum = 0.0;
-#pragma omp parallel if (n >= kParallelThreshold)
-  {
-    // Thread-local copies: the compiler sees that stores through the tensors cannot change the
-    // pointers or scalars, so they stay in registers.
-    const Op op = op_in;
-    const ParamTensors<T> t = t_in;
-    if constexpr (std::is_void_v<Result>) {
-#pragma omp for simd schedule(static)
-      for (int64_t i = 0; i < n; ++i) op.template apply<kKahan, kUpdate>(t, i);
-    } else {
-#pragma omp for simd schedule(static) reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) sum += op.template apply<kKahan, kUpdate>(t, i);
+// One thread's share of the elements. flatten inlines all of the per-element math however large
+// this file's instantiations make it (GCC otherwise stops inlining at its unit-growth limit and the
+// loops no longer vectorise); the by-value arguments show the compiler that stores through the
+// tensors cannot change the pointers or scalars.
+template <Variant kV, class Op, class T>
+[[gnu::flatten]] double run_range(const Op op, const ParamTensors<T> t, int64_t begin,
+                                  int64_t end) {
+  using Result = decltype(op.template apply<kV>(t, 0));
+  if constexpr (std::is_void_v<Result>) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) op.template apply<kV>(t, i);
+    return 0.0;
+  } else {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = begin; i < end; ++i) sum += op.template apply<kV>(t, i);
+    return sum;
+  }
+}
+
+// Picks the loop compiled for this tensor's variant.
+template <bool kKahan, class Op, class T>
+double run_update(const Op& op, const ParamTensors<T>& t, int64_t begin, int64_t end) {
+  if constexpr (requires { op.decay; }) {
+    switch (op.decay.kind()) {
+      case Decay::kFactor:
+        return run_range<Variant{kKahan, true, Decay::kFactor}>(op, t, begin, end);
+      case Decay::kL2:
+        return run_range<Variant{kKahan, true, Decay::kL2}>(op, t, begin, end);
+      case Decay::kNone:
+        break;
     }
   }
-  return sum;
+  return run_range<Variant{kKahan, true, Decay::kNone}>(op, t, begin, end);
 }
 
 template <class Op, class T>
-double run_typed(const Op& op, const KernelArgs& a) {
+double run_typed(const Op& op, const KernelArgs& a, int64_t begin, int64_t end) {
   ParamTensors<T> t = typed<T>(a);
-  if (!a.update) return run<false, false>(op, t, a.numel);
+  if (!a.update) return run_range<Variant{false, false, Decay::kNone}>(op, t, begin, end);
   // Kahan summation exists only for low-precision parameters.
   if constexpr (!std::is_same_v<T, float>) {
-    if (a.kahan != nullptr) return run<true, true>(op, t, a.numel);
+    if (a.kahan != nullptr) return run_update<true>(op, t, begin, end);
   }
-  return run<false, true>(op, t, a.numel);
+  return run_update<false>(op, t, begin, end);
+}
+
+template <class Op>
+double run_any(const Op& op, const KernelArgs& a, int64_t begin, int64_t end) {
+  switch (a.dtype) {
+    case DType::BFloat16:
+      return run_typed<Op, bfloat16>(op, a, begin, end);
+    case DType::Float16:
+      return run_typed<Op, float16>(op, a, begin, end);
+    default:
+      return run_typed<Op, float>(op, a, begin, end);
+  }
 }
 
 }  // namespace
 
 template <class Op>
-double launch(const Op& op, const KernelArgs& a) {
-  switch (a.dtype) {
-    case DType::Float32:
-      return run_typed<Op, float>(op, a);
-    case DType::BFloat16:
-      return run_typed<Op, bfloat16>(op, a);
-    case DType::Float16:
-      return run_typed<Op, float16>(op, a);
-    default:
+std::vector<double> launch(std::span<const Op> ops, std::span<const KernelArgs> tensors) {
+  int64_t total = 0;
+  for (const KernelArgs& a : tensors) {
+    if (a.dtype != DType::Float32 && a.dtype != DType::BFloat16 && a.dtype != DType::Float16) {
       throw std::invalid_argument(
           "optimizer step: parameters must be float32, bfloat16 or float16, got " +
           std::string(dtype_name(a.dtype)));
+    }
+    total += a.numel;
   }
+  const size_t count = tensors.size();
+  std::vector<double> sums(count, 0.0);
+  if (total < kParallelThreshold) {
+    for (size_t k = 0; k < count; ++k) sums[k] = run_any(ops[k], tensors[k], 0, tensors[k].numel);
+    return sums;
+  }
+  // Static schedule without barriers between tensors: each thread takes the same contiguous
+  // share of every tensor, split on whole cache lines. Partial sums are combined in thread order,
+  // so results do not depend on timing.
+  std::vector<std::vector<double>> partial(size_t(omp_get_max_threads()),
+                                           std::vector<double>(count, 0.0));
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads();
+    const int64_t id = omp_get_thread_num();
+    for (size_t k = 0; k < count; ++k) {
+      const int64_t n = tensors[k].numel;
+      const int64_t line = 64 / element_size(tensors[k].dtype);
+      const int64_t block = ((n + threads - 1) / threads + line - 1) / line * line;
+      const int64_t begin = std::min(n, id * block);
+      partial[size_t(id)][k] = run_any(ops[k], tensors[k], begin, std::min(n, begin + block));
+    }
+  }
+  for (const auto& thread_sums : partial) {
+    for (size_t k = 0; k < count; ++k) sums[k] += thread_sums[k];
+  }
+  return sums;
 }
 
-template double launch(const SgdStep&, const KernelArgs&);
-template double launch(const SgdMomentumStep<false>&, const KernelArgs&);
-template double launch(const SgdMomentumStep<true>&, const KernelArgs&);
-template double launch(const GradientInit&, const KernelArgs&);
-template double launch(const AdamStep&, const KernelArgs&);
-template double launch(const RAdamStep<false>&, const KernelArgs&);
-template double launch(const RAdamStep<true>&, const KernelArgs&);
-template double launch(const RangerLookaheadStep<false>&, const KernelArgs&);
-template double launch(const RangerLookaheadStep<true>&, const KernelArgs&);
-template double launch(const LionStep&, const KernelArgs&);
-template double launch(const AdanStep&, const KernelArgs&);
-template double launch(const StableAdamWMoments&, const KernelArgs&);
-template double launch(const StableAdamWUpdate&, const KernelArgs&);
+#define OPTIMI_INSTANTIATE(Op) \
+  template std::vector<double> launch(std::span<const Op>, std::span<const KernelArgs>);
+OPTIMI_INSTANTIATE(SgdStep)
+OPTIMI_INSTANTIATE(SgdMomentumStep<false>)
+OPTIMI_INSTANTIATE(SgdMomentumStep<true>)
+OPTIMI_INSTANTIATE(GradientInit)
+OPTIMI_INSTANTIATE(AdamStep)
+OPTIMI_INSTANTIATE(RAdamStep<false>)
+OPTIMI_INSTANTIATE(RAdamStep<true>)
+OPTIMI_INSTANTIATE(RangerLookaheadStep<false>)
+OPTIMI_INSTANTIATE(RangerLookaheadStep<true>)
+OPTIMI_INSTANTIATE(LionStep)
+OPTIMI_INSTANTIATE(AdanStep)
+OPTIMI_INSTANTIATE(StableAdamWMoments)
+OPTIMI_INSTANTIATE(StableAdamWUpdate)
+#undef OPTIMI_INSTANTIATE
 
 }  // namespace optimi::kernels::cpu

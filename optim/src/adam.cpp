@@ -12,10 +12,10 @@ AdamAlgorithm::AdamAlgorithm(std::string_view name, const AdamOptions& o)
   check_eps(o.eps);
 }
 
-void AdamAlgorithm::update(const StepContext& c) const {
-  kernels::AdamStep step{adam_moments(o_.betas[0], o_.betas[1], c.t), static_cast<float>(o_.eps),
-                         static_cast<float>(-c.group.lr), weight_decay(c.group, o_.decouple_wd)};
-  launch(step, c);
+void AdamAlgorithm::update(const StepBatch& b) const {
+  kernels::AdamStep step{adam_moments(o_.betas[0], o_.betas[1], b.t), static_cast<float>(o_.eps),
+                         static_cast<float>(-b.group.lr), weight_decay(b.group, o_.decouple_wd)};
+  launch(step, b);
 }
 
 std::vector<Hyperparameter> AdamAlgorithm::hyperparameters() {

@@ -12,7 +12,7 @@ class AdamAlgorithm final : public Algorithm {
 
   std::string_view name() const override { return name_; }
   std::vector<std::string> buffers() const override { return {"exp_avg", "exp_avg_sq"}; }
-  void update(const StepContext& c) const override;
+  void update(const StepBatch& b) const override;
   std::vector<Hyperparameter> hyperparameters() override;
 
  private:

@@ -6,8 +6,15 @@ namespace optimi::optim {
 namespace {
 
 AdamOptions as_adam(const AdamWOptions& o) {
-  return {o.lr,          o.betas,  o.weight_decay, o.eps,           /*decouple_wd=*/true,
-          o.decouple_lr, o.max_lr, o.kahan_sum,    o.gradient_release};
+  return {.lr = o.lr,
+          .betas = o.betas,
+          .weight_decay = o.weight_decay,
+          .eps = o.eps,
+          .decouple_wd = true,
+          .decouple_lr = o.decouple_lr,
+          .max_lr = o.max_lr,
+          .kahan_sum = o.kahan_sum,
+          .gradient_release = o.gradient_release};
 }
 
 }  // namespace

@@ -17,19 +17,19 @@ class AdanAlgorithm final : public detail::Algorithm {
     return {"exp_avg", "exp_avg_diff", "exp_avg_sq", "prev_grad"};
   }
 
-  void init_buffers(const detail::StepContext& c) const override {
-    Algorithm::init_buffers(c);
+  void init_buffers(const detail::GroupState& g, const detail::ParamStep& p) const override {
+    Algorithm::init_buffers(g, p);
     // prev_grad holds -g_{t-1}: starting from -g_1 makes the first difference exactly 0.
     detail::launch(kernels::GradientInit{-1.0f, 0.0f},
-                   detail::prepare_launch(c.param, c.grad, {c.state.buffers[3]}, Tensor(), true));
+                   detail::prepare_launch(p.param, p.grad, {p.state->buffers[3]}));
   }
 
-  void update(const detail::StepContext& c) const override {
+  void update(const detail::StepBatch& b) const override {
     const auto [beta1, beta2, beta3] = o_.betas;
-    double lr = c.group.lr;
-    double beta3_hat = detail::debias_beta(beta3, c.t);
-    kernels::AdanStep step{static_cast<float>(1.0 - detail::debias_beta(beta1, c.t)),
-                           static_cast<float>(1.0 - detail::debias_beta(beta2, c.t)),
+    double lr = b.group.lr;
+    double beta3_hat = detail::debias_beta(beta3, b.t);
+    kernels::AdanStep step{static_cast<float>(1.0 - detail::debias_beta(beta1, b.t)),
+                           static_cast<float>(1.0 - detail::debias_beta(beta2, b.t)),
                            static_cast<float>(beta2),
                            static_cast<float>(beta3_hat),
                            static_cast<float>(1.0 - beta3_hat),
@@ -38,12 +38,12 @@ class AdanAlgorithm final : public detail::Algorithm {
                            static_cast<float>(-lr * beta2)};
     // Adam-style decay multiplies before the update, Adan-style divides after it (decision 2);
     // a factor of exactly 0 is skipped, as optimi does.
-    if (c.group.weight_decay != 0.0) {
-      double rate = decay_rate(lr, c.group.weight_decay);
+    if (b.group.weight_decay != 0.0) {
+      double rate = decay_rate(lr, b.group.weight_decay);
       double w = o_.adam_wd ? 1.0 - rate : 1.0 + rate;
-      if (w != 0.0) (o_.adam_wd ? step.factor : step.divisor) = static_cast<float>(w);
+      if (w != 0.0) (o_.adam_wd ? step.decay.factor : step.divisor) = static_cast<float>(w);
     }
-    detail::launch(step, c);
+    detail::launch(step, b);
   }
 
   std::vector<detail::Hyperparameter> hyperparameters() override {

@@ -6,9 +6,9 @@
 
 namespace optimi::optim::detail {
 
-void Algorithm::init_buffers(const StepContext& c) const {
-  for (Tensor& b : c.state.buffers) {
-    b = Tensor::zeros(c.param.shape(), c.param.dtype(), c.param.device());
+void Algorithm::init_buffers(const GroupState&, const ParamStep& p) const {
+  for (Tensor& b : p.state->buffers) {
+    b = Tensor::zeros(p.param.shape(), p.param.dtype(), p.param.device());
   }
 }
 
@@ -69,11 +69,10 @@ void check_matches(const char* what, const Tensor& t, const Tensor& param) {
                                 shape_str(param.shape()));
   }
   if (t.dtype() != param.dtype()) {
-    throw std::invalid_argument(std::string("optimizer step: ") + what + " dtype " +
-                                std::string(dtype_name(t.dtype())) +
-                                " does not match the parameter's " +
-                                std::string(dtype_name(param.dtype())) +
-                                " (build the optimizer after casting the model)");
+    throw std::invalid_argument(
+        std::string("optimizer step: ") + what + " dtype " + std::string(dtype_name(t.dtype())) +
+        " does not match the parameter's " + std::string(dtype_name(param.dtype())) +
+        " (build the optimizer after casting the model)");
   }
   if (t.device() != param.device()) {
     throw std::invalid_argument(std::string("optimizer step: ") + what + " is on " +
@@ -83,20 +82,29 @@ void check_matches(const char* what, const Tensor& t, const Tensor& param) {
 
 }  // namespace
 
-KernelLaunch prepare_launch(const Tensor& param, const Tensor& grad,
-                            const std::vector<Tensor>& state, const Tensor& kahan_comp,
-                            bool update) {
+namespace {
+
+kernels::KernelArgs pack(const Tensor& param, const Tensor& grad, const std::vector<Tensor>& state,
+                         const Tensor& kahan_comp, bool update, KernelLaunch& k) {
   if (!param.is_contiguous()) {
     throw std::invalid_argument("optimizer step: parameters must be contiguous, got " +
                                 param.str());
   }
+  if (param.device() != k.device) {
+    throw std::invalid_argument("optimizer step: parameters of one group on " + k.device.str() +
+                                " and " + param.device().str());
+  }
   check_matches("gradient", grad, param);
-  KernelLaunch k{{}, param.device(), grad.is_contiguous() ? Tensor() : grad.contiguous()};
-  kernels::KernelArgs& a = k.args;
+  kernels::KernelArgs a;
   a.dtype = param.dtype();
   a.numel = param.numel();
   a.param = param.data_ptr();
-  a.grad = k.grad_storage.defined() ? k.grad_storage.data_ptr() : grad.data_ptr();
+  if (grad.is_contiguous()) {
+    a.grad = grad.data_ptr();
+  } else {
+    k.contiguous_grads.push_back(grad.contiguous());
+    a.grad = k.contiguous_grads.back().data_ptr();
+  }
   for (size_t i = 0; i < state.size(); ++i) {
     if (!state[i].defined()) throw std::runtime_error("optimizer step: a state buffer is missing");
     check_matches("state buffer", state[i], param);
@@ -107,6 +115,25 @@ KernelLaunch prepare_launch(const Tensor& param, const Tensor& grad,
     a.kahan = kahan_comp.data_ptr();
   }
   a.update = update;
+  return a;
+}
+
+}  // namespace
+
+KernelLaunch prepare_launch(const StepBatch& b) {
+  KernelLaunch k;
+  if (!b.params.empty()) k.device = b.params.front().param.device();
+  for (const ParamStep& p : b.params) {
+    k.tensors.push_back(pack(p.param, p.grad, p.state->buffers, p.state->kahan_comp, b.update, k));
+  }
+  return k;
+}
+
+KernelLaunch prepare_launch(const Tensor& param, const Tensor& grad,
+                            const std::vector<Tensor>& state) {
+  KernelLaunch k;
+  k.device = param.device();
+  k.tensors.push_back(pack(param, grad, state, Tensor(), true, k));
   return k;
 }
 

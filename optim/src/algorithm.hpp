@@ -13,8 +13,8 @@
 #include "kernels/optimizers.hpp"
 #include "optimi/tensor.hpp"
 
-// What each optimizer contributes to the Optimizer base: its options, state buffers and the
-// per-parameter update, which computes the step's scalars on the host and runs a fused kernel.
+// What each optimizer contributes to the Optimizer base: its options, state buffers and its update,
+// which computes the step's scalars on the host and runs a fused kernel over the parameters.
 namespace optimi::optim::detail {
 
 // The options every optimi optimizer has.
@@ -43,17 +43,23 @@ struct GroupState {
 
 struct ParamState {
   bool initialized = false;
-  std::vector<Tensor> buffers;  // Algorithm::buffers() order; undefined where unused
+  std::vector<Tensor> buffers;  // in Algorithm::buffers() order
   Tensor kahan_comp;            // defined when Kahan summation is active for the parameter
   int64_t step = 0;             // gradient-release step counter
 };
 
-// One update of one parameter.
-struct StepContext {
+// One parameter of a step: the parameter, its gradient and its state.
+struct ParamStep {
+  Tensor param;
+  Tensor grad;
+  ParamState* state;
+};
+
+// One update of some parameters of a group, all at the same step: the whole group's parameters
+// that have gradients on a whole-model step, one parameter under gradient release.
+struct StepBatch {
   const GroupState& group;
-  const Tensor& param;
-  const Tensor& grad;
-  ParamState& state;
+  std::vector<ParamStep> params;
   int64_t t;    // the step counter after this call's increment (0 without counters)
   bool update;  // false: optimizer accumulation, the state absorbs the gradient only
 };
@@ -74,9 +80,9 @@ class Algorithm {
   virtual std::vector<std::string> buffers() const = 0;
   // Whether the optimizer debiases with step counters (all but SGD and Lion).
   virtual bool counts_steps() const { return true; }
-  // Fills a new state's buffers (c.state.buffers, sized to buffers()); zeros by default.
-  virtual void init_buffers(const StepContext& c) const;
-  virtual void update(const StepContext& c) const = 0;
+  // Fills a new state's buffers (p.state->buffers, sized to buffers()); zeros by default.
+  virtual void init_buffers(const GroupState& g, const ParamStep& p) const;
+  virtual void update(const StepBatch& b) const = 0;
   // The optimizer's own options, for checkpoints; the common ones are added by the base.
   virtual std::vector<Hyperparameter> hyperparameters() = 0;
 
@@ -115,33 +121,41 @@ void with_radam_step(double beta1, double beta2, double eps, double lr, int64_t 
   }
 }
 
-// What a backend needs to run a functor over one parameter, with a gradient made contiguous if
-// it was not.
+// What a backend needs to run functors over some parameters, with gradients made contiguous where
+// they were not.
 struct KernelLaunch {
-  kernels::KernelArgs args;
+  std::vector<kernels::KernelArgs> tensors;
   Device device;
-  Tensor grad_storage;
+  std::vector<Tensor> contiguous_grads;
 };
 
-// Checks that the gradient and state match the parameter and packs their pointers (`state` in
-// kernel order).
+// Checks that gradients and state match their parameters and packs their pointers.
+KernelLaunch prepare_launch(const StepBatch& b);
+// One parameter with explicit state buffers (in kernel order), for state initialisation.
 KernelLaunch prepare_launch(const Tensor& param, const Tensor& grad,
-                            const std::vector<Tensor>& state, const Tensor& kahan_comp,
-                            bool update);
+                            const std::vector<Tensor>& state);
 
-// Runs `op` over every element of the parameter on its device. Returns the sum of a reducing op.
+// Runs ops[k] over every element of parameter k on the parameters' device, as one multi-tensor
+// launch. Returns the per-parameter sums of a reducing op.
 template <class Op>
-double launch(const Op& op, const KernelLaunch& k) {
+std::vector<double> launch(std::span<const Op> ops, const KernelLaunch& k) {
   if (!k.device.is_cpu()) {
     throw std::invalid_argument("optimizer step: no optimizer kernels for " + k.device.str() +
                                 " tensors in this build");
   }
-  return kernels::cpu::launch(op, k.args);
+  return kernels::cpu::launch(ops, std::span<const kernels::KernelArgs>(k.tensors));
+}
+
+// The same op for every parameter.
+template <class Op>
+std::vector<double> launch(const Op& op, const KernelLaunch& k) {
+  std::vector<Op> ops(k.tensors.size(), op);
+  return launch(std::span<const Op>(ops), k);
 }
 
 template <class Op>
-double launch(const Op& op, const StepContext& c) {
-  return launch(op, prepare_launch(c.param, c.grad, c.state.buffers, c.state.kahan_comp, c.update));
+void launch(const Op& op, const StepBatch& b) {
+  launch(op, prepare_launch(b));
 }
 
 }  // namespace optimi::optim::detail

@@ -104,8 +104,8 @@ void Optimizer::load(const std::filesystem::path& path) {
     return it->second;
   };
   if (meta("format") != kFormat || meta("version") != kVersion) {
-    throw corrupt("not an optimi-cpp optimizer checkpoint (format version " + std::string(kVersion) +
-                  ")");
+    throw corrupt("not an optimi-cpp optimizer checkpoint (format version " +
+                  std::string(kVersion) + ")");
   }
   if (meta("optimizer") != name()) {
     throw std::invalid_argument(where + " holds a " + meta("optimizer") + " optimizer, not " +

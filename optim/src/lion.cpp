@@ -15,12 +15,11 @@ class LionAlgorithm final : public detail::Algorithm {
   bool counts_steps() const override { return false; }
   std::vector<std::string> buffers() const override { return {"exp_avg"}; }
 
-  void update(const detail::StepContext& c) const override {
+  void update(const detail::StepBatch& b) const override {
     kernels::LionStep step{static_cast<float>(1.0 - o_.betas[0]),
-                           static_cast<float>(1.0 - o_.betas[1]),
-                           static_cast<float>(-c.group.lr),
-                           weight_decay(c.group, /*decoupled=*/true)};
-    detail::launch(step, c);
+                           static_cast<float>(1.0 - o_.betas[1]), static_cast<float>(-b.group.lr),
+                           weight_decay(b.group, /*decoupled=*/true)};
+    detail::launch(step, b);
   }
 
   std::vector<detail::Hyperparameter> hyperparameters() override {

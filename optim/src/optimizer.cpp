@@ -13,7 +13,9 @@
 namespace optimi::optim {
 namespace {
 
-bool low_precision(DType d) { return d == DType::BFloat16 || d == DType::Float16; }
+bool low_precision(DType d) {
+  return d == DType::BFloat16 || d == DType::Float16;
+}
 
 // optimi's base checks (spec 1.1), after each optimizer's own; resolves max_lr.
 void validate(detail::CommonOptions& c) {
@@ -70,7 +72,8 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, std::unique_ptr<detail::Alg
       if (!p.is_leaf()) throw std::invalid_argument("can't optimize a non-leaf Tensor");
       size_t i = s.params.size();
       if (!s.index.emplace(p.impl(), i).second) {
-        throw std::invalid_argument("some parameters appear more than once in the parameter groups");
+        throw std::invalid_argument(
+            "some parameters appear more than once in the parameter groups");
       }
       s.params.push_back(p);
       s.group_of.push_back(s.groups.size());
@@ -98,37 +101,32 @@ detail::GroupState& Optimizer::Impl::group(size_t g, const char* op) {
   return groups[g];
 }
 
-void Optimizer::Impl::ensure_state(size_t i, const Tensor& grad) {
+detail::ParamStep Optimizer::Impl::prepare(size_t i, Tensor grad) {
+  detail::ParamStep step{params[i], std::move(grad), &states[i]};
   detail::ParamState& st = states[i];
-  if (st.initialized) return;
+  if (st.initialized) return step;
   detail::GroupState& g = groups[group_of[i]];
-  const Tensor& p = params[i];
   st.buffers.assign(algorithm->buffers().size(), Tensor());
-  algorithm->init_buffers({g, p, grad, st, 0, false});
-  if (low_precision(p.dtype()) && g.kahan_sum.value_or(true)) {
-    st.kahan_comp = Tensor::zeros(p.shape(), p.dtype(), p.device());
+  algorithm->init_buffers(g, step);
+  if (low_precision(step.param.dtype()) && g.kahan_sum.value_or(true)) {
+    st.kahan_comp = Tensor::zeros(step.param.shape(), step.param.dtype(), step.param.device());
     g.kahan_sum = true;
   }
   st.initialized = true;
-}
-
-void Optimizer::Impl::update(size_t i, const Tensor& grad, int64_t t, bool update) {
-  algorithm->update({groups[group_of[i]], params[i], grad, states[i], t, update});
+  return step;
 }
 
 void Optimizer::step() {
   NoGradGuard no_grad;
   Impl& s = *impl_;
   for (detail::GroupState& g : s.groups) {
-    std::vector<std::pair<size_t, Tensor>> live;
+    std::vector<detail::ParamStep> live;
     for (size_t i : g.indices) {
       Tensor grad = s.params[i].grad();
-      if (!grad.defined()) continue;
-      s.ensure_state(i, grad);
-      live.emplace_back(i, std::move(grad));
+      if (grad.defined()) live.push_back(s.prepare(i, std::move(grad)));
     }
     if (s.algorithm->counts_steps()) ++g.step;
-    for (const auto& [i, grad] : live) s.update(i, grad, g.step, true);
+    if (!live.empty()) s.algorithm->update({g, std::move(live), g.step, true});
   }
 }
 
@@ -146,9 +144,9 @@ void Optimizer::step(const Tensor& param) {
   Tensor grad = param.grad();
   if (!grad.defined()) throw std::invalid_argument(op + ": the parameter has no gradient");
   size_t i = it->second;
-  s.ensure_state(i, grad);
+  detail::ParamStep p = s.prepare(i, std::move(grad));
   int64_t t = s.algorithm->counts_steps() ? ++s.states[i].step : 0;
-  s.update(i, grad, t, !s.accumulation);
+  s.algorithm->update({s.groups[s.group_of[i]], {p}, t, !s.accumulation});
 }
 
 namespace {
@@ -173,16 +171,28 @@ void Optimizer::zero_grad(const Tensor& param, bool set_to_none) {
   reset_grad(param, set_to_none);
 }
 
-bool Optimizer::gradient_release() const { return impl_->algorithm->common.gradient_release; }
-bool Optimizer::optimizer_accumulation() const { return impl_->accumulation; }
-void Optimizer::set_optimizer_accumulation(bool on) { impl_->accumulation = on; }
+bool Optimizer::gradient_release() const {
+  return impl_->algorithm->common.gradient_release;
+}
+bool Optimizer::optimizer_accumulation() const {
+  return impl_->accumulation;
+}
+void Optimizer::set_optimizer_accumulation(bool on) {
+  impl_->accumulation = on;
+}
 
-size_t Optimizer::num_param_groups() const { return impl_->groups.size(); }
+size_t Optimizer::num_param_groups() const {
+  return impl_->groups.size();
+}
 const std::vector<Tensor>& Optimizer::group_params(size_t g) const {
   return impl_->group(g, "Optimizer::group_params").params;
 }
-double Optimizer::lr(size_t g) const { return impl_->group(g, "Optimizer::lr").lr; }
-void Optimizer::set_lr(size_t g, double lr) { impl_->group(g, "Optimizer::set_lr").lr = lr; }
+double Optimizer::lr(size_t g) const {
+  return impl_->group(g, "Optimizer::lr").lr;
+}
+void Optimizer::set_lr(size_t g, double lr) {
+  impl_->group(g, "Optimizer::set_lr").lr = lr;
+}
 double Optimizer::weight_decay(size_t g) const {
   return impl_->group(g, "Optimizer::weight_decay").weight_decay;
 }
@@ -190,6 +200,8 @@ void Optimizer::set_weight_decay(size_t g, double wd) {
   impl_->group(g, "Optimizer::set_weight_decay").weight_decay = wd;
 }
 
-std::string_view Optimizer::name() const { return impl_->algorithm->name(); }
+std::string_view Optimizer::name() const {
+  return impl_->algorithm->name();
+}
 
 }  // namespace optimi::optim

@@ -14,16 +14,16 @@ namespace optimi::optim {
 struct Optimizer::Impl {
   std::unique_ptr<detail::Algorithm> algorithm;
   std::vector<detail::GroupState> groups;
-  std::vector<Tensor> params;            // every parameter, in group order
-  std::vector<size_t> group_of;          // per parameter
-  std::vector<detail::ParamState> states;  // per parameter
+  std::vector<Tensor> params;                           // every parameter, in group order
+  std::vector<size_t> group_of;                         // per parameter
+  std::vector<detail::ParamState> states;               // per parameter
   std::unordered_map<const TensorImpl*, size_t> index;  // parameter identity -> position
   bool accumulation = false;
 
   detail::GroupState& group(size_t g, const char* op);
-  // Creates parameter i's state on its first step (spec 1.5: Kahan summation is decided here).
-  void ensure_state(size_t i, const Tensor& grad);
-  void update(size_t i, const Tensor& grad, int64_t t, bool update);
+  // Parameter i's step, creating its state on its first (spec 1.5: Kahan summation is decided
+  // here).
+  detail::ParamStep prepare(size_t i, Tensor grad);
 };
 
 }  // namespace optimi::optim

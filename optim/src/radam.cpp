@@ -15,10 +15,10 @@ class RAdamAlgorithm final : public detail::Algorithm {
   std::string_view name() const override { return "RAdam"; }
   std::vector<std::string> buffers() const override { return {"exp_avg", "exp_avg_sq"}; }
 
-  void update(const detail::StepContext& c) const override {
-    detail::with_radam_step(o_.betas[0], o_.betas[1], o_.eps, c.group.lr, c.t,
-                            weight_decay(c.group, o_.decouple_wd),
-                            [&](const auto& step) { detail::launch(step, c); });
+  void update(const detail::StepBatch& b) const override {
+    detail::with_radam_step(o_.betas[0], o_.betas[1], o_.eps, b.group.lr, b.t,
+                            weight_decay(b.group, o_.decouple_wd),
+                            [&](const auto& step) { detail::launch(step, b); });
   }
 
   std::vector<detail::Hyperparameter> hyperparameters() override {

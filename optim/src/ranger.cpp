@@ -19,30 +19,31 @@ class RangerAlgorithm final : public detail::Algorithm {
     return {"exp_avg", "exp_avg_sq", "la_param"};
   }
 
-  void init_buffers(const detail::StepContext& c) const override {
-    Algorithm::init_buffers(c);
-    c.state.buffers[2] = c.param.detach().clone();  // the slow weights start at the parameter
+  void init_buffers(const detail::GroupState& g, const detail::ParamStep& p) const override {
+    Algorithm::init_buffers(g, p);
+    p.state->buffers[2] = p.param.detach().clone();  // the slow weights start at the parameter
   }
 
   // RAdam's step; every k-th step (counting accumulation calls, which skip it) also the
   // lookahead.
-  void update(const detail::StepContext& c) const override {
-    bool lookahead = c.update && c.t % o_.k == 0;
+  void update(const detail::StepBatch& b) const override {
+    bool lookahead = b.update && b.t % o_.k == 0;
     float alpha = static_cast<float>(o_.alpha);
     detail::with_radam_step(
-        o_.betas[0], o_.betas[1], o_.eps, c.group.lr, c.t, weight_decay(c.group, o_.decouple_wd),
+        o_.betas[0], o_.betas[1], o_.eps, b.group.lr, b.t, weight_decay(b.group, o_.decouple_wd),
         [&]<bool kRectified>(const kernels::RAdamStep<kRectified>& step) {
           if (lookahead) {
-            detail::launch(kernels::RangerLookaheadStep<kRectified>{step, alpha}, c);
+            detail::launch(kernels::RangerLookaheadStep<kRectified>{step, alpha}, b);
           } else {
-            detail::launch(step, c);
+            detail::launch(step, b);
           }
         });
   }
 
   std::vector<detail::Hyperparameter> hyperparameters() override {
-    return {{"beta1", &o_.betas[0]}, {"beta2", &o_.betas[1]}, {"eps", &o_.eps},
-            {"k", &o_.k},            {"alpha", &o_.alpha},    {"decouple_wd", &o_.decouple_wd}};
+    return {{"beta1", &o_.betas[0]}, {"beta2", &o_.betas[1]},
+            {"eps", &o_.eps},        {"k", &o_.k},
+            {"alpha", &o_.alpha},    {"decouple_wd", &o_.decouple_wd}};
   }
 
  private:

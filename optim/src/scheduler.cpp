@@ -33,7 +33,9 @@ LRScheduler::LRScheduler(Optimizer& optimizer) : optimizer_(optimizer) {
   for (size_t g = 0; g < optimizer.num_param_groups(); ++g) base_lrs_.push_back(optimizer.lr(g));
 }
 
-void LRScheduler::step() { set_last_step(last_step_ + 1); }
+void LRScheduler::step() {
+  set_last_step(last_step_ + 1);
+}
 
 void LRScheduler::set_last_step(int64_t step) {
   if (step < 0) {

@@ -22,27 +22,26 @@ class SgdAlgorithm final : public detail::Algorithm {
     return {};
   }
 
-  void init_buffers(const detail::StepContext& c) const override {
-    if (!torch_init()) return Algorithm::init_buffers(c);
+  void init_buffers(const detail::GroupState& g, const detail::ParamStep& p) const override {
+    if (!torch_init()) return Algorithm::init_buffers(g, p);
     // PyTorch's first momentum buffer: the gradient, plus the L2 term when L2 decay is on.
-    Tensor& b = c.state.buffers[0];
-    b = Tensor::empty(c.param.shape(), c.param.dtype(), c.param.device());
-    float l2 = weight_decay(c.group, o_.decouple_wd).l2;
-    detail::launch(kernels::GradientInit{1.0f, l2},
-                   detail::prepare_launch(c.param, c.grad, {b}, Tensor(), true));
+    Tensor& b = p.state->buffers[0];
+    b = Tensor::empty(p.param.shape(), p.param.dtype(), p.param.device());
+    float l2 = weight_decay(g, o_.decouple_wd).l2;
+    detail::launch(kernels::GradientInit{1.0f, l2}, detail::prepare_launch(p.param, p.grad, {b}));
   }
 
-  void update(const detail::StepContext& c) const override {
-    kernels::WeightDecay decay = weight_decay(c.group, o_.decouple_wd);
-    float neg_lr = static_cast<float>(-c.group.lr);
+  void update(const detail::StepBatch& b) const override {
+    kernels::WeightDecay decay = weight_decay(b.group, o_.decouple_wd);
+    float neg_lr = static_cast<float>(-b.group.lr);
     if (o_.momentum == 0.0) {
-      detail::launch(kernels::SgdStep{neg_lr, decay}, c);
+      detail::launch(kernels::SgdStep{neg_lr, decay}, b);
     } else if (o_.dampening) {
       float weight = static_cast<float>(1.0 - o_.momentum);
-      detail::launch(kernels::SgdMomentumStep<true>{weight, neg_lr, decay}, c);
+      detail::launch(kernels::SgdMomentumStep<true>{weight, neg_lr, decay}, b);
     } else {
       float weight = static_cast<float>(o_.momentum);
-      detail::launch(kernels::SgdMomentumStep<false>{weight, neg_lr, decay}, c);
+      detail::launch(kernels::SgdMomentumStep<false>{weight, neg_lr, decay}, b);
     }
   }
 

@@ -20,21 +20,24 @@ class StableAdamWAlgorithm final : public detail::Algorithm {
 
   // Two passes: the moments and the per-tensor RMS of g / sqrt(max(v̂, eps²)), then decay with
   // the clipped lr_t = lr / max(1, RMS) and the update from the stored moments (spec 2.8).
-  void update(const detail::StepContext& c) const override {
-    detail::KernelLaunch k =
-        detail::prepare_launch(c.param, c.grad, c.state.buffers, c.state.kahan_comp, c.update);
+  void update(const detail::StepBatch& b) const override {
+    detail::KernelLaunch k = detail::prepare_launch(b);
     float eps = static_cast<float>(o_.eps);
-    kernels::StableAdamWMoments moments{detail::adam_moments(o_.betas[0], o_.betas[1], c.t),
+    kernels::StableAdamWMoments moments{detail::adam_moments(o_.betas[0], o_.betas[1], b.t),
                                         eps * eps};
-    double sum = detail::launch(moments, k);
-    if (!c.update) return;
-    double rms = std::sqrt(sum / static_cast<double>(c.param.numel()));
-    double lr = c.group.lr / (rms > 1.0 ? rms : 1.0);  // a NaN RMS leaves lr unclipped
-    float factor = 1.0f;  // unlike the others, a factor of 0 is applied
-    if (c.group.weight_decay != 0.0) {
-      factor = static_cast<float>(1.0 - decay_rate(lr, c.group.weight_decay));
+    std::vector<double> sums = detail::launch(moments, k);
+    if (!b.update) return;
+    std::vector<kernels::StableAdamWUpdate> updates;
+    for (size_t i = 0; i < sums.size(); ++i) {
+      double rms = std::sqrt(sums[i] / static_cast<double>(b.params[i].param.numel()));
+      double lr = b.group.lr / (rms > 1.0 ? rms : 1.0);  // a NaN RMS leaves lr unclipped
+      kernels::WeightDecay decay;  // unlike the others, a factor of 0 is applied
+      if (b.group.weight_decay != 0.0) {
+        decay.factor = static_cast<float>(1.0 - decay_rate(lr, b.group.weight_decay));
+      }
+      updates.push_back({eps, static_cast<float>(-lr), decay});
     }
-    detail::launch(kernels::StableAdamWUpdate{eps, static_cast<float>(-lr), factor}, k);
+    detail::launch(std::span<const kernels::StableAdamWUpdate>(updates), k);
   }
 
   std::vector<detail::Hyperparameter> hyperparameters() override {

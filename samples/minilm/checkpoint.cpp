@@ -47,8 +47,16 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
   return c;
 }
 
-CheckpointWriter::CheckpointWriter(std::filesystem::path path, std::filesystem::path superseded)
-    : path_(std::move(path)), superseded_(std::move(superseded)) {}
+CheckpointWriter::CheckpointWriter(std::filesystem::path path) : path_(std::move(path)) {
+  // A checkpoint already there (the one being resumed, or an older run's) is about to be
+  // replaced; its optimizer file goes with it. One that cannot be read is simply overwritten.
+  std::error_code ec;
+  if (!std::filesystem::exists(path_, ec)) return;
+  try {
+    if (auto run = read_checkpoint(path_).run) superseded_ = run->optimizer_file;
+  } catch (const std::exception&) {
+  }
+}
 
 void CheckpointWriter::write(const MiniLM& model, const optimi::optim::Optimizer& optimizer,
                              const RunState& run) {

@@ -36,15 +36,12 @@ Checkpoint read_checkpoint(const std::filesystem::path& path);
 
 // Writes checkpoints to one path. Each write saves the optimizer to a new file named after the
 // step, then atomically replaces the model file that refers to it, and only then deletes the
-// optimizer file the previous checkpoint referred to: killed at any moment, `path` is a complete
+// optimizer file the replaced checkpoint referred to: killed at any moment, `path` is a complete
 // checkpoint, old or new.
 class CheckpointWriter {
  public:
-  // `superseded`: an optimizer file that the checkpoint now at `path` refers to, if known.
-  CheckpointWriter(std::filesystem::path path, std::filesystem::path superseded = {});
+  explicit CheckpointWriter(std::filesystem::path path);
   void write(const MiniLM& model, const optimi::optim::Optimizer& optimizer, const RunState& run);
-  const std::filesystem::path& path() const { return path_; }
-  const std::filesystem::path& optimizer_file() const { return superseded_; }
 
  private:
   std::filesystem::path path_;

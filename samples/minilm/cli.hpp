@@ -12,7 +12,7 @@ namespace minilm {
 
 struct Config {
   // The run's settings: saved in checkpoints and restored by --resume unless given again.
-  int64_t steps = 600;
+  int64_t steps = 500;
   int64_t batch = 16;
   int64_t seq = 128;
   int64_t d_model = 128;
@@ -21,7 +21,7 @@ struct Config {
   bool rope = false;
   double lr = 3e-3;
   double weight_decay = 1e-5;
-  int64_t warmup = 60;
+  int64_t warmup = 50;
   std::string optimizer = "stableadamw";
   bool decouple_lr = true;
   std::string dtype = "float32";
@@ -31,7 +31,7 @@ struct Config {
   std::string device = "cpu";
   std::string data;  // empty: the generated corpus
   uint64_t seed = 0;
-  int64_t eval_every = 100;
+  int64_t eval_every = 50;
 
   // This invocation only.
   std::string checkpoint;

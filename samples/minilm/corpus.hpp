@@ -39,8 +39,6 @@ class Grammar {
   // deterministically from `seed`.
   Text generate(size_t bytes, uint64_t seed) const;
 
-  const std::vector<Slot>& slots() const { return slots_; }
-
  private:
   friend class GrammarBuilder;
   std::vector<Slot> slots_;

@@ -72,7 +72,7 @@ Dataset load_dataset(const std::string& path, int64_t seq, uint64_t seed) {
   const size_t val_bytes =
       std::clamp(bytes.size() / 10, window, size_t(kValWindows) * size_t(seq) + 1);
   const size_t cut = bytes.size() - val_bytes;
-  d.source = path + " (" + std::to_string(bytes.size()) + " bytes)";
+  d.source = path;
   d.val = bytes.substr(cut);
   bytes.resize(cut);
   d.train = std::move(bytes);

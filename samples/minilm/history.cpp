@@ -29,10 +29,12 @@ History History::from_json(const nlohmann::json& j) {
 void write_json_atomically(const std::filesystem::path& path, const nlohmann::json& j) {
   std::filesystem::path tmp = path;
   tmp += ".tmp" + std::to_string(getpid());
+  // Doubles print in full (round-trip) precision, which the resume tests compare; bytes that
+  // are not UTF-8 (a sample from a barely trained model) become U+FFFD.
+  const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   {
     std::ofstream out(tmp);
-    // Full precision: the figures round-trip exactly, which the resume tests compare.
-    out << j.dump(2) << "\n";
+    out << text << "\n";
     if (!out) throw std::runtime_error("cannot write " + path.string());
   }
   std::error_code ec;

@@ -10,12 +10,6 @@
 namespace minilm {
 namespace {
 
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 std::string scientific(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.2g", v);
@@ -48,13 +42,14 @@ std::string wrap(const std::string& text, size_t first_column, size_t indent, si
   auto flush = [&] {
     if (word.empty()) return;
     if (column + word.size() + 1 > width && column > indent) {
-      out += "\n" + std::string(indent, ' ');
+      out.push_back('\n');
+      out.append(indent, ' ');
       column = indent;
     } else if (!out.empty()) {
-      out += " ";
+      out.push_back(' ');
       ++column;
     }
-    out += word;
+    out.append(word);
     column += word.size();
     word.clear();
   };
@@ -71,6 +66,12 @@ std::string wrap(const std::string& text, size_t first_column, size_t indent, si
 
 }  // namespace
 
+std::string format_fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
 std::string format_count(int64_t n) {
   std::string digits = std::to_string(n < 0 ? -n : n), out;
   for (size_t i = 0; i < digits.size(); ++i) {
@@ -86,7 +87,7 @@ std::string format_bytes(int64_t n) {
   double v = double(n) / 1024;
   int u = 0;
   while (v >= 1024 && u < 3) v /= 1024, ++u;
-  return fixed(v, v < 10 ? 2 : 1) + " " + units[u];
+  return format_fixed(v, v < 10 ? 2 : 1) + " " + units[u];
 }
 
 std::string format_duration(double seconds) {
@@ -114,7 +115,7 @@ void print_header(std::ostream& os, const Config& c, const MiniLM& model, const 
   row("data", data.source + ": " + format_count(int64_t(data.train.size())) + " training, " +
                   format_count(int64_t(data.val.size())) + " validation bytes");
   if (data.floor)
-    row("", "best achievable loss (the grammar's entropy rate): " + fixed(*data.floor, 4) +
+    row("", "best achievable loss (the grammar's entropy rate): " + format_fixed(*data.floor, 4) +
                 " nats/byte");
 
   int64_t count = 0;
@@ -125,8 +126,8 @@ void print_header(std::ostream& os, const Config& c, const MiniLM& model, const 
   }
   const ModelConfig& a = model.config();
   row("model", "d_model " + std::to_string(a.d_model) + ", " + std::to_string(a.layers) +
-                   " layers, " + std::to_string(a.heads) + " heads, max_seq " +
-                   std::to_string(a.max_seq) + ", " +
+                   (a.layers == 1 ? " layer, " : " layers, ") + std::to_string(a.heads) +
+                   " heads, max_seq " + std::to_string(a.max_seq) + ", " +
                    (a.rope ? "rotary positions" : "learned positions") + ": " +
                    format_count(count) + " parameters");
 
@@ -189,8 +190,8 @@ Progress::Progress(std::ostream& os, bool terminal, int64_t total_steps, int64_t
 void Progress::update(int64_t step, double loss, double lr, double tokens_per_s, double eta) {
   char stats[160];
   std::snprintf(stats, sizeof stats, "loss %.4f  lr %.2e  %s tok/s  ETA %s", loss, lr,
-                tokens_per_s >= 1e4 ? (fixed(tokens_per_s / 1e3, 1) + "k").c_str()
-                                    : fixed(tokens_per_s, 0).c_str(),
+                tokens_per_s >= 1e4 ? (format_fixed(tokens_per_s / 1e3, 1) + "k").c_str()
+                                    : format_fixed(tokens_per_s, 0).c_str(),
                 format_duration(eta).c_str());
   const std::string counter = "step " + std::to_string(step) + "/" + std::to_string(total_);
   if (!terminal_) {

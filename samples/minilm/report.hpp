@@ -15,9 +15,10 @@
 // What the user sees: the header, the progress display and the memory table.
 namespace minilm {
 
-std::string format_count(int64_t n);          // 1,234,567
-std::string format_bytes(int64_t n);          // 3.28 MiB
-std::string format_duration(double seconds);  // 1:05
+std::string format_fixed(double v, int digits);  // 0.5292
+std::string format_count(int64_t n);             // 1,234,567
+std::string format_bytes(int64_t n);             // 3.28 MiB
+std::string format_duration(double seconds);     // 1:05
 
 void print_header(std::ostream& os, const Config& config, const MiniLM& model, const Dataset& data,
                   const optimi::optim::Optimizer& optimizer, int64_t start_step,

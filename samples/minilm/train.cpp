@@ -5,7 +5,6 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
-#include <sstream>
 #include <stdexcept>
 
 #include "inference.hpp"
@@ -21,14 +20,6 @@ volatile std::sig_atomic_t g_interrupted = 0;
 extern "C" void on_interrupt(int) {
   g_interrupted = 1;
   std::signal(SIGINT, SIG_DFL);
-}
-
-std::string fixed(double v, int digits) {
-  std::ostringstream os;
-  os.setf(std::ios::fixed);
-  os.precision(digits);
-  os << v;
-  return os.str();
 }
 
 }  // namespace
@@ -59,18 +50,14 @@ Trainer::Trainer(const Config& config, MiniLM& model, const Dataset& data, optim
   if (config.gradient_release)
     utils::prepare_for_gradient_release(model, *optimizer_, /*ignore_existing_hooks=*/true);
 
-  std::filesystem::path superseded;
   if (resume && resume->run) {
     optimizer_->load(resume->run->optimizer_file);
     step_ = resume->run->step;
     scheduler_->set_last_step(step_);
     optimi::default_generator().set_state(resume->run->rng_state);
     history_ = resume->run->history;
-    std::error_code ec;
-    if (std::filesystem::equivalent(config.checkpoint, config.resume, ec))
-      superseded = resume->run->optimizer_file;
   }
-  if (!config.checkpoint.empty()) writer_.emplace(config.checkpoint, superseded);
+  if (!config.checkpoint.empty()) writer_.emplace(config.checkpoint);
 }
 
 Trainer::~Trainer() {
@@ -132,8 +119,8 @@ Trainer::Outcome Trainer::run(Progress& progress) {
       const double val = evaluate(model_, data_.val, config_.batch, device_);
       history_.val.push_back({step_, val});
       std::string line = "step " + std::to_string(step_) + "/" + std::to_string(config_.steps) +
-                         "  validation loss " + fixed(val, 4);
-      if (data_.floor) line += "  (" + fixed(val - *data_.floor, 4) + " above the floor)";
+                         "  validation loss " + format_fixed(val, 4);
+      if (data_.floor) line += "  (" + format_fixed(val - *data_.floor, 4) + " above the floor)";
       progress.message(line);
       if (writer_) checkpoint();
     }

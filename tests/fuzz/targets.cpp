@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <functional>
 #include <memory>
 #include <optimi/optimi.hpp>
@@ -201,38 +203,40 @@ void seeds_optimizer_load(const fs::path& dir) {
 
 // ---- the MiniLM sample's checkpoint ----
 
-// The sample's resume path: read the checkpoint, rebuild the model from its metadata, load the
-// weights, rebuild the optimizer from the stored settings and load the optimizer file the
-// checkpoint names. The seed's optimizer file sits beside the input, as the writer leaves it.
-minilm::Config tiny_config() {
+std::unique_ptr<optim::Optimizer> make_minilm_optimizer(const minilm::Config& c,
+                                                        minilm::MiniLM& model) {
+  return minilm::make_optimizer(
+      {c.optimizer, c.lr, c.weight_decay, c.decouple_lr, c.kahan, c.gradient_release},
+      optimi::utils::param_groups_weight_decay(model, c.weight_decay, {"tok_embeddings"}));
+}
+
+minilm::ModelConfig architecture(const minilm::Config& c) {
+  return {
+      .d_model = c.d_model, .layers = c.layers, .heads = c.heads, .max_seq = c.seq, .rope = c.rope};
+}
+
+// Writes a checkpoint of a tiny model after two steps to `dir`: the model file, which it
+// returns, and beside it the optimizer file that the model file names.
+fs::path write_minilm_checkpoint(const fs::path& dir) {
   minilm::Config c;
   c.d_model = 8;
   c.layers = 1;
   c.heads = 2;
   c.seq = 8;
-  c.optimizer = "adamw";
-  return c;
-}
-
-// Writes a checkpoint of a tiny model after two steps (model file and optimizer file) to `dir`.
-fs::path write_minilm_checkpoint(const fs::path& dir) {
-  const minilm::Config config = tiny_config();
   optimi::manual_seed(0);
-  minilm::MiniLM model({.d_model = config.d_model,
-                        .layers = config.layers,
-                        .heads = config.heads,
-                        .max_seq = config.seq});
-  auto optimizer = minilm::make_optimizer(
-      {config.optimizer, config.lr, config.weight_decay, config.decouple_lr, config.kahan,
-       config.gradient_release},
-      optimi::utils::param_groups_weight_decay(model, config.weight_decay));
+  minilm::MiniLM model(architecture(c));
+  auto optimizer = make_minilm_optimizer(c, model);
   for (int i = 0; i < 2; ++i) {
     set_fixed_grads(model.parameters());
     optimizer->step();
   }
-  minilm::CheckpointWriter writer(dir / "ckpt.safetensors");
-  writer.write(model, *optimizer, {.step = 2, .rng_state = 1, .settings = run_settings(config)});
-  return writer.path();
+  const fs::path path = dir / "ckpt.safetensors";
+  minilm::RunState run;
+  run.step = 2;
+  run.rng_state = 1;
+  run.settings = minilm::run_settings(c);
+  minilm::CheckpointWriter(path).write(model, *optimizer, run);
+  return path;
 }
 
 const fs::path& minilm_input() {
@@ -244,23 +248,41 @@ const fs::path& minilm_input() {
   return path;
 }
 
+// What `minilm --resume FILE` does before training (samples/minilm/main.cpp: resolve_config
+// without flags, validate, build_model; train.cpp: the Trainer's optimizer, scheduler and load).
+void resume_minilm(const fs::path& file) {
+  const minilm::Checkpoint ck = minilm::read_checkpoint(file);
+  minilm::Config c;
+  if (ck.run) minilm::apply_run_settings(c, ck.run->settings);
+  c.d_model = ck.arch.d_model;
+  c.layers = ck.arch.layers;
+  c.heads = ck.arch.heads;
+  c.seq = ck.arch.max_seq;
+  c.rope = ck.arch.rope;
+  if (!ck.run) {
+    auto head = ck.weights.find("head.weight");
+    if (head != ck.weights.end() && head->second.dtype() == DType::BFloat16) c.dtype = "bfloat16";
+  }
+  minilm::validate(c);
+  c.warmup = std::min(c.warmup, std::max<int64_t>(c.steps - 1, 0));
+
+  optimi::manual_seed(c.seed);
+  minilm::MiniLM model(architecture(c));
+  model.load_state_dict(ck.weights);
+  if (c.dtype == "bfloat16") optimi::utils::to_low_precision(model, {.dtype = DType::BFloat16});
+  if (!ck.run) return;
+  auto optimizer = make_minilm_optimizer(c, model);
+  optim::WarmupCosine scheduler(*optimizer, c.warmup, std::max(c.steps, c.warmup + 1), c.lr / 10,
+                                /*warmup_start_factor=*/0.1);
+  optimizer->load(ck.run->optimizer_file);
+  scheduler.set_last_step(ck.run->step);
+  optimi::default_generator().set_state(ck.run->rng_state);
+}
+
 bool run_minilm_checkpoint(const uint8_t* data, size_t size) {
   const fs::path& file = minilm_input();
   write_file(file, data, size);
-  return loads([&] {
-    minilm::Checkpoint c = minilm::read_checkpoint(file);
-    minilm::MiniLM model(c.arch);
-    model.load_state_dict(c.weights);
-    if (!c.run) return;
-    minilm::Config config;
-    minilm::apply_run_settings(config, c.run->settings);
-    minilm::validate(config);
-    auto optimizer = minilm::make_optimizer(
-        {config.optimizer, config.lr, config.weight_decay, config.decouple_lr, config.kahan,
-         config.gradient_release},
-        optimi::utils::param_groups_weight_decay(model, config.weight_decay));
-    optimizer->load(c.run->optimizer_file);
-  });
+  return loads([&] { resume_minilm(file); });
 }
 
 void seeds_minilm_checkpoint(const fs::path& dir) {
@@ -268,13 +290,21 @@ void seeds_minilm_checkpoint(const fs::path& dir) {
   ScratchDir work;
   fs::copy_file(write_minilm_checkpoint(work.path()), dir / "resumable.safetensors",
                 fs::copy_options::overwrite_existing);
-  // Weights-only files, as from the PyTorch reference, with and without rotary buffers.
-  for (bool rope : {false, true}) {
+  // Weights-only files, as from the PyTorch reference: float32, bfloat16, and with rotary buffers.
+  struct Variant {
+    const char* file;
+    DType dtype;
+    bool rope;
+  };
+  for (const Variant& v : {Variant{"weights.safetensors", DType::Float32, false},
+                           Variant{"weights_bf16.safetensors", DType::BFloat16, false},
+                           Variant{"weights_rope.safetensors", DType::Float32, true}}) {
     optimi::manual_seed(0);
-    const minilm::ModelConfig arch{.d_model = 8, .layers = 1, .heads = 2, .max_seq = 8, .rope = rope};
+    const minilm::ModelConfig arch{
+        .d_model = 8, .layers = 1, .heads = 2, .max_seq = 8, .rope = v.rope};
     minilm::MiniLM model(arch);
-    optimi::nn::save_state_dict(model, dir / (rope ? "weights_rope.safetensors" : "weights.safetensors"),
-                                arch.to_metadata());
+    model.to(v.dtype);
+    optimi::nn::save_state_dict(model, dir / v.file, arch.to_metadata());
   }
 }
 

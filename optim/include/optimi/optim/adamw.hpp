@@ -16,7 +16,7 @@ struct AdamWOptions {
   double weight_decay = 1e-2;
   double eps = 1e-6;
   bool decouple_lr = false;  // fully decoupled weight decay: scaled by lr / max_lr
-  std::optional<double> max_lr = std::nullopt;  // default: lr
+  std::optional<double> max_lr = std::nullopt;   // default: lr
   std::optional<bool> kahan_sum = std::nullopt;  // unset: on for float16 and bfloat16 parameters
   bool gradient_release = false;
 };

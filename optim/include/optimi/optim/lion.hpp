@@ -15,7 +15,7 @@ struct LionOptions {
   std::array<double, 2> betas{0.9, 0.99};
   double weight_decay = 0.0;
   bool decouple_lr = false;  // fully decoupled weight decay: scaled by lr / max_lr
-  std::optional<double> max_lr = std::nullopt;  // default: lr
+  std::optional<double> max_lr = std::nullopt;   // default: lr
   std::optional<bool> kahan_sum = std::nullopt;  // unset: on for float16 and bfloat16 parameters
   bool gradient_release = false;
 };

@@ -9,8 +9,8 @@
 
 namespace optimi::optim {
 
-// Ranger (optimi.Ranger): RAdam with Lookahead. Every k steps the slow weights move alpha of the way
-// to the fast weights, which then restart from them. Decoupled weight decay by default.
+// Ranger (optimi.Ranger): RAdam with Lookahead. Every k steps the slow weights move alpha of the
+// way to the fast weights, which then restart from them. Decoupled weight decay by default.
 struct RangerOptions {
   double lr = std::numeric_limits<double>::quiet_NaN();  // required: unset throws
   std::array<double, 2> betas{0.9, 0.99};
@@ -20,7 +20,7 @@ struct RangerOptions {
   double alpha = 0.5;
   bool decouple_wd = true;
   bool decouple_lr = false;  // fully decoupled weight decay: scaled by lr / max_lr
-  std::optional<double> max_lr = std::nullopt;  // default: lr
+  std::optional<double> max_lr = std::nullopt;   // default: lr
   std::optional<bool> kahan_sum = std::nullopt;  // unset: on for float16 and bfloat16 parameters
   bool gradient_release = false;
 };
