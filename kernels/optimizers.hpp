@@ -58,9 +58,46 @@ struct Variant {
   Decay decay = Decay::kNone;
 };
 
-// Rounding to T. For bfloat16 these are to_bfloat16's round-to-nearest-even as a few branch-free
-// bit operations on the float32 (so that every loop vectorises): round_to keeps the rounded value
-// in float32, store_exact stores a value already representable, store_rounded does both.
+// Conversions between the storage types and float32 as branch-free bit operations, so that every
+// loop vectorises (dtype.hpp's float16 conversions branch). Same results as load/store in
+// dtype.hpp: round to nearest, ties to even, subnormals kept.
+OPTIMI_HD float half_to_float(uint16_t h) {
+  uint32_t o = static_cast<uint32_t>(h & 0x7fffu) << 13;
+  uint32_t exponent = o & 0x0f800000u;
+  o += 0x38000000u;  // exponent bias 15 -> 127
+  uint32_t inf_nan = o + 0x38000000u;
+  float subnormal = bits_to_float(o + 0x00800000u) - bits_to_float(0x38800000u);
+  uint32_t magnitude = exponent == 0x0f800000u ? inf_nan
+                       : exponent == 0u        ? float_to_bits(subnormal)
+                                               : o;
+  return bits_to_float(magnitude | (static_cast<uint32_t>(h & 0x8000u) << 16));
+}
+
+OPTIMI_HD uint16_t float_to_half(float x) {
+  uint32_t u = float_to_bits(x);
+  uint32_t a = u & 0x7fffffffu;
+  uint32_t normal = (a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u) >> 13;
+  // Subnormal halves: a * 2^24 rounded to an integer by adding and removing 1.5 * 2^23.
+  float scaled = bits_to_float(a < 0x38800000u ? a : 0x38800000u) * 16777216.0f;
+  uint32_t subnormal = static_cast<uint32_t>((scaled + 12582912.0f) - 12582912.0f);
+  uint32_t magnitude = a > 0x7f800000u    ? 0x7e00u  // NaN
+                       : a >= 0x477ff000u ? 0x7c00u  // rounds to infinity
+                       : a < 0x38800000u  ? subnormal
+                                          : normal;
+  return static_cast<uint16_t>(((u >> 16) & 0x8000u) | magnitude);
+}
+
+template <class T>
+OPTIMI_HD float widen(T v) {
+  if constexpr (std::is_same_v<T, float16>) {
+    return half_to_float(v.bits);
+  } else {
+    return load(v);
+  }
+}
+
+// Rounding to T: round_to keeps the rounded value in float32, store_exact stores a value already
+// representable, store_rounded does both.
 template <class T>
 OPTIMI_HD float round_to(float x) {
   if constexpr (std::is_same_v<T, bfloat16>) {
@@ -73,8 +110,10 @@ OPTIMI_HD float round_to(float x) {
     // host-computed scalars, so on the host a NaN is quiet and has its low 16 bits clear (the
     // payload of a bfloat16 input, or the default NaN): it stays the same quiet NaN.
     return bits_to_float((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+  } else if constexpr (std::is_same_v<T, float16>) {
+    return half_to_float(float_to_half(x));
   } else {
-    return load(store<T>(x));
+    return x;
   }
 }
 
@@ -82,14 +121,20 @@ template <class T>
 OPTIMI_HD T store_exact(float x) {
   if constexpr (std::is_same_v<T, bfloat16>) {
     return bfloat16{static_cast<uint16_t>(float_to_bits(x) >> 16)};
+  } else if constexpr (std::is_same_v<T, float16>) {
+    return float16{float_to_half(x)};
   } else {
-    return store<T>(x);
+    return x;
   }
 }
 
 template <class T>
 OPTIMI_HD T store_rounded(float x) {
-  return store_exact<T>(round_to<T>(x));
+  if constexpr (std::is_same_v<T, float16>) {
+    return float16{float_to_half(x)};  // rounds as it converts
+  } else {
+    return store_exact<T>(round_to<T>(x));
+  }
 }
 
 // p_w + delta as it is to be stored. Without Kahan summation this is the float32 sum (rounded once
@@ -98,7 +143,7 @@ OPTIMI_HD T store_rounded(float x) {
 template <bool kKahan, class T>
 OPTIMI_HD float add_update(T* kahan, int64_t i, float p_w, float delta) {
   if constexpr (kKahan) {
-    float k32 = load(kahan[i]) + delta;
+    float k32 = widen(kahan[i]) + delta;
     float p_new = round_to<T>(p_w + round_to<T>(k32));
     kahan[i] = store_rounded<T>(k32 + (p_w - p_new));
     return p_new;
@@ -153,9 +198,9 @@ struct AdamMoments {
   };
   template <class T>
   OPTIMI_HD Values update(float g, T* exp_avg, T* exp_avg_sq, int64_t i) const {
-    float m0 = load(exp_avg[i]);
+    float m0 = widen(exp_avg[i]);
     float m = m0 + beta1_comp * (g - m0);
-    float v = beta2_hat * load(exp_avg_sq[i]) + beta2_comp * (g * g);
+    float v = beta2_hat * widen(exp_avg_sq[i]) + beta2_comp * (g * g);
     exp_avg[i] = store_rounded<T>(m);
     exp_avg_sq[i] = store_rounded<T>(v);
     return {m, v};
@@ -170,8 +215,8 @@ struct SgdStep {
   template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
     if constexpr (kV.update) {
-      float p = load(t.param[i]);
-      float g = decay.grad<kV.decay>(load(t.grad[i]), p);
+      float p = widen(t.param[i]);
+      float g = decay.grad<kV.decay>(widen(t.grad[i]), p);
       apply_update<kV.kahan>(t, i, decay.param<kV.decay, T>(p), neg_lr * g);
     }
   }
@@ -187,9 +232,9 @@ struct SgdMomentumStep {
 
   template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
-    float p = load(t.param[i]);
-    float g = decay.grad<kV.decay>(load(t.grad[i]), p);
-    float b0 = load(t.state[0][i]);
+    float p = widen(t.param[i]);
+    float g = decay.grad<kV.decay>(widen(t.grad[i]), p);
+    float b0 = widen(t.state[0][i]);
     float b;
     if constexpr (kDampening) {
       b = b0 + weight * (g - b0);
@@ -209,8 +254,8 @@ struct GradientInit {
 
   template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
-    float g = load(t.grad[i]);
-    float with_l2 = g + l2 * load(t.param[i]);
+    float g = widen(t.grad[i]);
+    float with_l2 = g + l2 * widen(t.param[i]);
     t.state[0][i] = store_rounded<T>(scale * (l2 != 0.0f ? with_l2 : g));
   }
 };
@@ -224,8 +269,8 @@ struct AdamStep {
 
   template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
-    float p = load(t.param[i]);
-    float g = decay.grad<kV.decay>(load(t.grad[i]), p);
+    float p = widen(t.param[i]);
+    float g = decay.grad<kV.decay>(widen(t.grad[i]), p);
     auto mv = moments.update(g, t.state[0], t.state[1], i);
     if constexpr (kV.update) {
       float delta = neg_lr * mv.m / (std::sqrt(mv.v) + eps);
@@ -253,8 +298,8 @@ struct RAdamStep {
 
   template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
-    float p = load(t.param[i]);
-    float g = decay.grad<kV.decay>(load(t.grad[i]), p);
+    float p = widen(t.param[i]);
+    float g = decay.grad<kV.decay>(widen(t.grad[i]), p);
     auto mv = moments.update(g, t.state[0], t.state[1], i);
     if constexpr (kV.update) {
       apply_update<kV.kahan>(t, i, decay.param<kV.decay, T>(p), delta(mv.m, mv.v));
@@ -273,16 +318,16 @@ struct RangerLookaheadStep : RAdamStep<kRectified> {
   template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
     const WeightDecay& decay = this->decay;
-    float p = load(t.param[i]);
-    float g = decay.grad<kV.decay>(load(t.grad[i]), p);
+    float p = widen(t.param[i]);
+    float g = decay.grad<kV.decay>(widen(t.grad[i]), p);
     auto mv = this->moments.update(g, t.state[0], t.state[1], i);
     if constexpr (kV.update) {
       float p_w = decay.param<kV.decay, T>(p);
       float delta = this->delta(mv.m, mv.v);
-      float phi = load(t.state[2][i]);
+      float phi = widen(t.state[2][i]);
       T phi_new;
       if constexpr (kV.kahan) {
-        float k32 = load(t.kahan[i]) + delta;
+        float k32 = widen(t.kahan[i]) + delta;
         float fast = round_to<T>(p_w + round_to<T>(k32));
         k32 = k32 + (p_w - fast);
         k32 = k32 + alpha * (fast - phi);
@@ -310,12 +355,12 @@ struct LionStep {
 
   template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
-    float g = load(t.grad[i]);
-    float m = load(t.state[0][i]);
+    float g = widen(t.grad[i]);
+    float m = widen(t.state[0][i]);
     t.state[0][i] = store_rounded<T>(m + beta2_comp * (g - m));
     if constexpr (kV.update) {
       float u = sign(m + beta1_comp * (g - m));
-      apply_update<kV.kahan>(t, i, decay.param<kV.decay, T>(load(t.param[i])), neg_lr * u);
+      apply_update<kV.kahan>(t, i, decay.param<kV.decay, T>(widen(t.param[i])), neg_lr * u);
     }
   }
 };
@@ -337,14 +382,14 @@ struct AdanStep {
 
   template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
-    float g = load(t.grad[i]);
-    float diff = load(t.state[3][i]) + g;
-    float m0 = load(t.state[0][i]);
+    float g = widen(t.grad[i]);
+    float diff = widen(t.state[3][i]) + g;
+    float m0 = widen(t.state[0][i]);
     float m = m0 + beta1_comp * (g - m0);
-    float d0 = load(t.state[1][i]);
+    float d0 = widen(t.state[1][i]);
     float d = d0 + beta2_comp * (diff - d0);
     float z = beta2 * diff + g;
-    float n = beta3_hat * load(t.state[2][i]) + beta3_comp * (z * z);
+    float n = beta3_hat * widen(t.state[2][i]) + beta3_comp * (z * z);
     t.state[0][i] = store_rounded<T>(m);
     t.state[1][i] = store_rounded<T>(d);
     t.state[2][i] = store_rounded<T>(n);
@@ -352,7 +397,7 @@ struct AdanStep {
     if constexpr (kV.update) {
       float den = std::sqrt(n) + eps;
       float delta = neg_lr * m / den + neg_lr_beta2 * d / den;
-      float p_w = decay.param<kV.decay, T>(load(t.param[i]));
+      float p_w = decay.param<kV.decay, T>(widen(t.param[i]));
       t.param[i] = store_rounded<T>(add_update<kV.kahan>(t.kahan, i, p_w, delta) / divisor);
     }
   }
@@ -366,7 +411,7 @@ struct StableAdamWMoments {
 
   template <Variant kV, class T>
   OPTIMI_HD float apply(const ParamTensors<T>& t, int64_t i) const {
-    float g = load(t.grad[i]);
+    float g = widen(t.grad[i]);
     auto mv = moments.update(g, t.state[0], t.state[1], i);
     return (g * g) / (mv.v < eps_sq ? eps_sq : mv.v);
   }
@@ -382,9 +427,9 @@ struct StableAdamWUpdate {
   template <Variant kV, class T>
   OPTIMI_HD void apply(const ParamTensors<T>& t, int64_t i) const {
     if constexpr (kV.update) {
-      float m = load(t.state[0][i]);
-      float v = load(t.state[1][i]);
-      float p_w = decay.param<kV.decay, T>(load(t.param[i]));
+      float m = widen(t.state[0][i]);
+      float v = widen(t.state[1][i]);
+      float p_w = decay.param<kV.decay, T>(widen(t.param[i]));
       apply_update<kV.kahan>(t, i, p_w, neg_lr * m / (std::sqrt(v) + eps));
     }
   }

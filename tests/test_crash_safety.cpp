@@ -82,14 +82,26 @@ class Reference {
 class Writer {
  public:
   explicit Writer(const fs::path& dir) {
+    // One thread: OpenMP threads spinning on a busy machine would make the steps, not the
+    // writes, take most of the time, and the kills should land inside the writes.
+    std::vector<std::string> env = {"OMP_NUM_THREADS=1"};
+    for (char** e = environ; *e; ++e) {
+      if (!std::string(*e).starts_with("OMP_NUM_THREADS=")) env.emplace_back(*e);
+    }
+    std::vector<char*> envp;
+    for (std::string& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    const std::string program = OPTIMI_CRASH_WRITER;
+    std::string dir_arg = dir.string();
+    char* argv[] = {const_cast<char*>(program.c_str()), dir_arg.data(), nullptr};
+
     int fds[2];
     REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
+    if (pid_ == 0) {  // only async-signal-safe calls until exec
       ::dup2(fds[1], STDOUT_FILENO);
-      const char* argv[] = {OPTIMI_CRASH_WRITER, dir.c_str(), nullptr};
-      ::execv(argv[0], const_cast<char* const*>(argv));
+      ::execve(argv[0], argv, envp.data());
       ::_exit(127);
     }
     ::close(fds[1]);
@@ -160,20 +172,22 @@ std::vector<std::string> temporaries(const fs::path& dir) {
   return names;
 }
 
-// Kills the writer `kills` times, the first once it has written a few checkpoints (which times
-// one iteration), the rest at delays spread evenly over two iterations, so that most land inside
-// a write. Calls `check(last_completed)` after each kill.
+// Kills the writer `kills` times: the first run at once (before or during its first write, when
+// there is no checkpoint yet), the second once it has written a few checkpoints (which times one
+// iteration), the rest once their first checkpoint is written plus a delay spread evenly over two
+// iterations, so that most land inside a write. Calls `check(last_completed)` after each kill.
 void kill_repeatedly(const fs::path& dir, int kills, const std::function<void(int64_t)>& check) {
   double period_ms = 0;
   for (int i = 0; i < kills; ++i) {
     Writer writer(dir);
     writer.wait_ready();
-    if (i == 0) {
+    if (i == 1) {
       const auto start = Clock::now();
       constexpr int kTimed = 4;
       writer.wait_for(kTimed);
       period_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count() / kTimed;
-    } else {
+    } else if (i > 1) {
+      writer.wait_for(1);
       // The golden ratio's fractional parts cover [0, 1) evenly in any prefix.
       const double fraction = std::fmod(i * 0.6180339887498949, 1.0);
       std::this_thread::sleep_for(
@@ -238,15 +252,16 @@ TEST_CASE("a checkpoint writer killed at any moment leaves the old checkpoint or
       if (seen_temporaries.insert(name).second) ++mid_write_kills;
     }
   });
-  INFO(mid_write_kills << " of " << kKills << " kills landed inside a write");
-  // Otherwise the test would not have tested anything.
-  CHECK(mid_write_kills >= kKills / 4);
+  // The figure that says how much this test tested (a kill during a step, or during the
+  // directory sync after a rename, leaves no temporary file and is not counted).
+  WARN(mid_write_kills << " of " << kKills << " kills left a temporary file: inside a write");
+  CHECK(mid_write_kills >= kKills / 5);
 }
 
 TEST_CASE("temporary files of killed checkpoint writers do not accumulate", "[crash]") {
   TempDir dir("temporaries");
   int kills = 0;
-  kill_repeatedly(dir.path(), 12, [&](int64_t) {
+  kill_repeatedly(dir.path(), 16, [&](int64_t) {
     ++kills;
     // Each destination may hold the one write this kill interrupted; earlier leftovers must
     // have been removed by the writes that followed.

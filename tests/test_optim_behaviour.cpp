@@ -407,3 +407,38 @@ TEST_CASE("NaN gradients make NaN parameters in every dtype", "[optim]") {
     }
   }
 }
+
+TEST_CASE("float16 parameters round as float16 stores do", "[optim]") {
+  // Normal, subnormal and near-overflow values; the last update overflows to infinity.
+  const std::vector<float> p0 = {1.0f, 1e-5f, 60000.0f, -0.333f, 3e-8f, 65000.0f};
+  const std::vector<float> g = {1e-4f, 3e-6f, -5000.0f, 0.1f, 1e-8f, -1000.0f};
+  auto half = [](float x) { return to_float(to_float16(x)); };
+  for (bool kahan : {false, true}) {
+    DYNAMIC_SECTION((kahan ? "Kahan" : "plain")) {
+      Tensor p = param(p0, DType::Float16);
+      SGD opt({p}, {.lr = 1.0, .kahan_sum = kahan});
+      std::vector<float> expected, comp(p0.size(), 0.0f);
+      for (float v : p0) expected.push_back(half(v));
+      for (int t = 0; t < 2; ++t) {
+        p.set_grad(Tensor::from_vector(g, {int64_t(g.size())}, DType::Float16));
+        opt.step();
+        for (size_t i = 0; i < g.size(); ++i) {
+          float delta = -half(g[i]);
+          if (!kahan) {
+            expected[i] = half(expected[i] + delta);
+            continue;
+          }
+          float k32 = comp[i] + delta;
+          float updated = half(expected[i] + half(k32));
+          comp[i] = half(k32 + (expected[i] - updated));
+          expected[i] = updated;
+        }
+        std::vector<float> got = p.to_vector<float>();
+        for (size_t i = 0; i < got.size(); ++i) {
+          INFO("step " << t << " element " << i << ": " << got[i] << " vs " << expected[i]);
+          CHECK((got[i] == expected[i] || (std::isnan(got[i]) && std::isnan(expected[i]))));
+        }
+      }
+    }
+  }
+}

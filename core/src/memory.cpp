@@ -6,6 +6,10 @@
 #include <new>
 #include <stdexcept>
 
+#ifdef OPTIMI_WITH_CUDA
+#include "kernels/cuda/backend.hpp"
+#endif
+
 namespace optimi {
 namespace {
 
@@ -26,18 +30,24 @@ Counters& counters_for(Device d) {
 // 64-byte alignment keeps vector loads aligned and avoids false sharing between threads.
 class CpuAllocator final : public Allocator {
  public:
-  void* allocate(size_t bytes) override {
+  void* allocate(size_t bytes, Device) override {
     size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
     if (!p) throw std::bad_alloc();
     return p;
   }
-  void deallocate(void* ptr, size_t) override { std::free(ptr); }
+  void deallocate(void* ptr, size_t, Device) override { std::free(ptr); }
 };
 
 std::array<Allocator*, 2>& allocators() {
   static CpuAllocator cpu;
+#ifdef OPTIMI_WITH_CUDA
+  // Referenced here rather than registered by a static initialiser, which the linker drops from
+  // a static library when nothing else in its object file is used.
+  static std::array<Allocator*, 2> a{&cpu, &kernels::cuda::device_allocator()};
+#else
   static std::array<Allocator*, 2> a{&cpu, nullptr};
+#endif
   return a;
 }
 
@@ -76,12 +86,12 @@ Allocator& allocator_for(Device d) {
 }
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  data_ = allocator_for(device).allocate(bytes);
+  data_ = allocator_for(device).allocate(bytes, device);
   record_allocation(device, int64_t(bytes));
 }
 
 Storage::~Storage() {
-  allocator_for(device_).deallocate(data_, bytes_);
+  allocator_for(device_).deallocate(data_, bytes_, device_);
   record_deallocation(device_, int64_t(bytes_));
 }
 

@@ -2,6 +2,7 @@
 
 // The whole public API: core, nn, optim and utils.
 #include "optimi/autograd.hpp"
+#include "optimi/cuda.hpp"
 #include "optimi/device.hpp"
 #include "optimi/dtype.hpp"
 #include "optimi/memory.hpp"

@@ -1,6 +1,6 @@
-// The golden trajectories round every float32 operation on its own: contracting a multiply and an
-// add into one FMA would change bfloat16 results. (Vectorising sqrt also needs -fno-math-errno,
-// a build flag: it cannot be set per function.)
+// Every float32 operation rounds on its own, as in the reference formulation: a multiply and an add
+// contracted into one FMA would change bfloat16 results. (Vectorising the Adam family's sqrt also
+// needs -fno-math-errno, which GCC only honours as a command-line flag.)
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)

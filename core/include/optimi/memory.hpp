@@ -15,16 +15,16 @@ struct MemoryStats {
 MemoryStats memory_stats(Device = Device::cpu());
 void reset_peak_memory_stats(Device = Device::cpu());
 
-// Per-device allocator. Implementations count what tensor storage holds, so memory_stats sees
-// every backend the same way.
+// Per-device-type allocator; `device` names the device (its index) the memory is for. Storage
+// counts what it holds through record_allocation, so memory_stats sees every backend the same way.
 class Allocator {
  public:
   virtual ~Allocator() = default;
-  virtual void* allocate(size_t bytes) = 0;
-  virtual void deallocate(void* ptr, size_t bytes) = 0;
+  virtual void* allocate(size_t bytes, Device device) = 0;
+  virtual void deallocate(void* ptr, size_t bytes, Device device) = 0;
 };
 Allocator& allocator_for(Device);
-// Backends register themselves (the CUDA backend does at load time).
+// Replaces the allocator of a device type (a CUDA build starts with its caching allocator).
 void register_allocator(DeviceType, Allocator* allocator);
 // Live/peak bookkeeping shared by every allocator.
 void record_allocation(Device, int64_t bytes);
