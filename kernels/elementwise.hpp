@@ -7,12 +7,39 @@
 namespace optimi::kernels {
 
 enum class UnaryOp {
-  Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Abs, Sign, Relu, Sigmoid, Silu, Mish, GeluTanh, GeluErf,
-  AddScalar, MulScalar, RSubScalar, RDivScalar, PowScalar,  // use `scalar`
+  Neg,
+  Exp,
+  Log,
+  Sqrt,
+  Rsqrt,
+  Tanh,
+  Abs,
+  Sign,
+  Relu,
+  Sigmoid,
+  Silu,
+  Mish,
+  GeluTanh,
+  GeluErf,
+  AddScalar,
+  MulScalar,
+  RSubScalar,
+  RDivScalar,
+  PowScalar,  // use `scalar`
 };
 enum class BinaryOp {
-  Add, Sub, Mul, Div, Maximum, GreaterEqualMask,
-  ReluBackward, SigmoidBackward, SiluBackward, MishBackward, GeluTanhBackward, GeluErfBackward,
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Maximum,
+  GreaterEqualMask,
+  ReluBackward,
+  SigmoidBackward,
+  SiluBackward,
+  MishBackward,
+  GeluTanhBackward,
+  GeluErfBackward,
   TanhBackward,
 };
 

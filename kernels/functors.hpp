@@ -31,40 +31,71 @@ OPTIMI_HD C tanh(C x) {
 
 // ---- binary (a, b) ----
 struct Add {
-  template <class C> OPTIMI_HD C operator()(C a, C b) const { return a + b; }
+  template <class C>
+  OPTIMI_HD C operator()(C a, C b) const {
+    return a + b;
+  }
 };
 struct Sub {
-  template <class C> OPTIMI_HD C operator()(C a, C b) const { return a - b; }
+  template <class C>
+  OPTIMI_HD C operator()(C a, C b) const {
+    return a - b;
+  }
 };
 struct Mul {
-  template <class C> OPTIMI_HD C operator()(C a, C b) const { return a * b; }
+  template <class C>
+  OPTIMI_HD C operator()(C a, C b) const {
+    return a * b;
+  }
 };
 struct Div {
-  template <class C> OPTIMI_HD C operator()(C a, C b) const { return a / b; }
+  template <class C>
+  OPTIMI_HD C operator()(C a, C b) const {
+    return a / b;
+  }
 };
 struct Maximum {
-  template <class C> OPTIMI_HD C operator()(C a, C b) const { return a >= b ? a : b; }
+  template <class C>
+  OPTIMI_HD C operator()(C a, C b) const {
+    return a >= b ? a : b;
+  }
 };
 // 1 where a is the maximum of (a, b) (ties go to a), else 0: routes maximum's gradient.
 struct GreaterEqualMask {
-  template <class C> OPTIMI_HD C operator()(C a, C b) const { return a >= b ? C(1) : C(0); }
+  template <class C>
+  OPTIMI_HD C operator()(C a, C b) const {
+    return a >= b ? C(1) : C(0);
+  }
 };
 
 // ---- unary with a scalar parameter s ----
 struct AddScalar {
-  template <class C> OPTIMI_HD C operator()(C x, C s) const { return x + s; }
+  template <class C>
+  OPTIMI_HD C operator()(C x, C s) const {
+    return x + s;
+  }
 };
 struct MulScalar {
-  template <class C> OPTIMI_HD C operator()(C x, C s) const { return x * s; }
+  template <class C>
+  OPTIMI_HD C operator()(C x, C s) const {
+    return x * s;
+  }
 };
 struct RSubScalar {  // s - x
-  template <class C> OPTIMI_HD C operator()(C x, C s) const { return s - x; }
+  template <class C>
+  OPTIMI_HD C operator()(C x, C s) const {
+    return s - x;
+  }
 };
 struct RDivScalar {  // s / x
-  template <class C> OPTIMI_HD C operator()(C x, C s) const { return s / x; }
+  template <class C>
+  OPTIMI_HD C operator()(C x, C s) const {
+    return s / x;
+  }
 };
 struct PowScalar {
-  template <class C> OPTIMI_HD C operator()(C x, C s) const {
+  template <class C>
+  OPTIMI_HD C operator()(C x, C s) const {
     if (s == C(2)) return x * x;
     return std::pow(x, s);
   }
@@ -72,39 +103,70 @@ struct PowScalar {
 
 // ---- unary ----
 struct Neg {
-  template <class C> OPTIMI_HD C operator()(C x) const { return -x; }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return -x;
+  }
 };
 struct Exp {
-  template <class C> OPTIMI_HD C operator()(C x) const { return fn::exp(x); }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return fn::exp(x);
+  }
 };
 struct Log {
-  template <class C> OPTIMI_HD C operator()(C x) const { return std::log(x); }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return std::log(x);
+  }
 };
 struct Sqrt {
-  template <class C> OPTIMI_HD C operator()(C x) const { return std::sqrt(x); }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return std::sqrt(x);
+  }
 };
 struct Rsqrt {
-  template <class C> OPTIMI_HD C operator()(C x) const { return C(1) / std::sqrt(x); }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return C(1) / std::sqrt(x);
+  }
 };
 struct Tanh {
-  template <class C> OPTIMI_HD C operator()(C x) const { return fn::tanh(x); }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return fn::tanh(x);
+  }
 };
 struct Abs {
-  template <class C> OPTIMI_HD C operator()(C x) const { return x < C(0) ? -x : x; }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return x < C(0) ? -x : x;
+  }
 };
 struct Sign {
-  template <class C> OPTIMI_HD C operator()(C x) const {
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
     return x > C(0) ? C(1) : (x < C(0) ? C(-1) : C(0));
   }
 };
 struct Relu {
-  template <class C> OPTIMI_HD C operator()(C x) const { return x > C(0) ? x : C(0); }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return x > C(0) ? x : C(0);
+  }
 };
 struct Sigmoid {
-  template <class C> OPTIMI_HD C operator()(C x) const { return C(1) / (C(1) + fn::exp(-x)); }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return C(1) / (C(1) + fn::exp(-x));
+  }
 };
 struct Silu {
-  template <class C> OPTIMI_HD C operator()(C x) const { return x / (C(1) + fn::exp(-x)); }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return x / (C(1) + fn::exp(-x));
+  }
 };
 // softplus with PyTorch's threshold of 20, as Mish uses it.
 template <class C>
@@ -112,48 +174,60 @@ OPTIMI_HD C softplus(C x) {
   return x > C(20) ? x : std::log1p(std::exp(x));
 }
 struct Mish {
-  template <class C> OPTIMI_HD C operator()(C x) const { return x * std::tanh(softplus(x)); }
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
+    return x * std::tanh(softplus(x));
+  }
 };
 constexpr double kSqrt2OverPi = 0.7978845608028654;
 constexpr double kInvSqrt2 = 0.7071067811865476;
 constexpr double kInvSqrt2Pi = 0.3989422804014327;
 struct GeluTanh {
-  template <class C> OPTIMI_HD C operator()(C x) const {
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
     C inner = C(kSqrt2OverPi) * (x + C(0.044715) * x * x * x);
     return C(0.5) * x * (C(1) + fn::tanh(inner));
   }
 };
 struct GeluErf {
-  template <class C> OPTIMI_HD C operator()(C x) const {
+  template <class C>
+  OPTIMI_HD C operator()(C x) const {
     return C(0.5) * x * (C(1) + std::erf(x * C(kInvSqrt2)));
   }
 };
 
 // ---- backward of activations: (grad, x) -> grad * f'(x) ----
 struct ReluBackward {
-  template <class C> OPTIMI_HD C operator()(C g, C x) const { return x > C(0) ? g : C(0); }
+  template <class C>
+  OPTIMI_HD C operator()(C g, C x) const {
+    return x > C(0) ? g : C(0);
+  }
 };
 struct SigmoidBackward {
-  template <class C> OPTIMI_HD C operator()(C g, C x) const {
+  template <class C>
+  OPTIMI_HD C operator()(C g, C x) const {
     C s = Sigmoid{}(x);
     return g * s * (C(1) - s);
   }
 };
 struct SiluBackward {
-  template <class C> OPTIMI_HD C operator()(C g, C x) const {
+  template <class C>
+  OPTIMI_HD C operator()(C g, C x) const {
     C s = Sigmoid{}(x);
     return g * s * (C(1) + x * (C(1) - s));
   }
 };
 struct MishBackward {
-  template <class C> OPTIMI_HD C operator()(C g, C x) const {
+  template <class C>
+  OPTIMI_HD C operator()(C g, C x) const {
     C t = std::tanh(softplus(x));
     C s = Sigmoid{}(x);
     return g * (t + x * s * (C(1) - t * t));
   }
 };
 struct GeluTanhBackward {
-  template <class C> OPTIMI_HD C operator()(C g, C x) const {
+  template <class C>
+  OPTIMI_HD C operator()(C g, C x) const {
     C x2 = x * x;
     C inner = C(kSqrt2OverPi) * (x + C(0.044715) * x2 * x);
     C t = fn::tanh(inner);
@@ -162,7 +236,8 @@ struct GeluTanhBackward {
   }
 };
 struct GeluErfBackward {
-  template <class C> OPTIMI_HD C operator()(C g, C x) const {
+  template <class C>
+  OPTIMI_HD C operator()(C g, C x) const {
     C cdf = C(0.5) * (C(1) + std::erf(x * C(kInvSqrt2)));
     C pdf = C(kInvSqrt2Pi) * std::exp(C(-0.5) * x * x);
     return g * (cdf + x * pdf);
@@ -170,7 +245,10 @@ struct GeluErfBackward {
 };
 // (grad, y = tanh(x)) -> grad * (1 - y^2)
 struct TanhBackward {
-  template <class C> OPTIMI_HD C operator()(C g, C y) const { return g * (C(1) - y * y); }
+  template <class C>
+  OPTIMI_HD C operator()(C g, C y) const {
+    return g * (C(1) - y * y);
+  }
 };
 
 }  // namespace optimi::kernels::fn

@@ -12,8 +12,9 @@ namespace optimi::testing {
 // Compares the analytic gradient of sum(f(inputs) * w), w a fixed random weighting (so that
 // every output element matters differently), against central finite differences. Inputs must be
 // Float64 tensors that require grad. Prints the first mismatch.
-inline bool gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f, std::vector<Tensor> inputs,
-                      double eps = 1e-6, double atol = 1e-5, double rtol = 1e-3) {
+inline bool gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                      std::vector<Tensor> inputs, double eps = 1e-6, double atol = 1e-5,
+                      double rtol = 1e-3) {
   for (Tensor& t : inputs) t.set_grad(Tensor());
   Tensor out = f(inputs);
   Generator weights(1234);

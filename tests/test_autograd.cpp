@@ -30,10 +30,12 @@ TEST_CASE("backward needs a one-element tensor that requires grad", "[autograd][
   CHECK_THROWS_AS(Tensor::ones({1}).backward(), std::invalid_argument);
 }
 
-TEST_CASE("post-accumulate-grad hooks run once, after the gradient is complete", "[autograd][hooks]") {
+TEST_CASE("post-accumulate-grad hooks run once, after the gradient is complete",
+          "[autograd][hooks]") {
   Tensor w = Tensor::from_vector({1.0f, 2.0f}, {2}).requires_grad_();
   std::vector<std::vector<float>> seen;
-  w.register_post_accumulate_grad_hook([&](Tensor& t) { seen.push_back(t.grad().to_vector<float>()); });
+  w.register_post_accumulate_grad_hook(
+      [&](Tensor& t) { seen.push_back(t.grad().to_vector<float>()); });
   // w is used twice: the hook must see the sum of both contributions, once.
   Tensor loss = (w * 3.0).sum() + (w * w).sum();
   loss.backward();
@@ -77,7 +79,8 @@ TEST_CASE("hooks fire before backward has finished", "[autograd][hooks]") {
   Tensor w1 = Tensor::full({4}, 0.5).requires_grad_();
   Tensor w2 = Tensor::full({4}, 2.0).requires_grad_();
   bool w1_had_grad_when_w2_hook_ran = true;
-  w2.register_post_accumulate_grad_hook([&](Tensor&) { w1_had_grad_when_w2_hook_ran = w1.grad().defined(); });
+  w2.register_post_accumulate_grad_hook(
+      [&](Tensor&) { w1_had_grad_when_w2_hook_ran = w1.grad().defined(); });
   bool w2_hook_ran_before_w1 = false;
   bool w2_ran = false;
   w2.register_post_accumulate_grad_hook([&](Tensor&) { w2_ran = true; });
@@ -91,18 +94,21 @@ TEST_CASE("hooks fire before backward has finished", "[autograd][hooks]") {
 }
 
 TEST_CASE("hooks need a leaf that requires grad", "[autograd][hooks][errors]") {
-  CHECK_THROWS_AS(Tensor::ones({1}).register_post_accumulate_grad_hook([](Tensor&) {}), std::invalid_argument);
+  CHECK_THROWS_AS(Tensor::ones({1}).register_post_accumulate_grad_hook([](Tensor&) {}),
+                  std::invalid_argument);
   Tensor w = Tensor::ones({1}).requires_grad_();
   Tensor y = w * 2.0;
   CHECK_THROWS_AS(y.register_post_accumulate_grad_hook([](Tensor&) {}), std::invalid_argument);
 }
 
-TEST_CASE("saved activations and intermediate gradients are released during backward", "[autograd][memory]") {
+TEST_CASE("saved activations and intermediate gradients are released during backward",
+          "[autograd][memory]") {
   // Each exp saves its 4 MB output; the multiplications by scalars save nothing.
   Tensor w = Tensor::ones({1 << 20}).requires_grad_();
   int64_t live_before = memory_stats().live_bytes;
   int64_t peak_during_hook = 0;
-  w.register_post_accumulate_grad_hook([&](Tensor&) { peak_during_hook = memory_stats().live_bytes; });
+  w.register_post_accumulate_grad_hook(
+      [&](Tensor&) { peak_during_hook = memory_stats().live_bytes; });
   {
     Tensor loss = ((w * 0.5).exp() * 0.25).exp().sum();
     int64_t with_graph = memory_stats().live_bytes;

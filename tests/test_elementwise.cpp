@@ -32,9 +32,12 @@ TEST_CASE("large element-wise ops use the parallel path correctly", "[elementwis
 TEST_CASE("gradients of binary ops with broadcasting", "[elementwise][gradcheck]") {
   CHECK(gradcheck([](const Inputs& x) { return x[0] + x[1]; }, {leaf({2, 3}, 1), leaf({3}, 2)}));
   CHECK(gradcheck([](const Inputs& x) { return x[0] - x[1]; }, {leaf({2, 1}, 1), leaf({1, 3}, 2)}));
-  CHECK(gradcheck([](const Inputs& x) { return x[0] * x[1]; }, {leaf({4, 2, 3}, 1), leaf({2, 1}, 2)}));
-  CHECK(gradcheck([](const Inputs& x) { return x[0] / (x[1].abs() + 1.0); }, {leaf({2, 3}, 1), leaf({3}, 2)}));
-  CHECK(gradcheck([](const Inputs& x) { return maximum(x[0], x[1]); }, {leaf({2, 3}, 1), leaf({2, 3}, 2)}));
+  CHECK(gradcheck([](const Inputs& x) { return x[0] * x[1]; },
+                  {leaf({4, 2, 3}, 1), leaf({2, 1}, 2)}));
+  CHECK(gradcheck([](const Inputs& x) { return x[0] / (x[1].abs() + 1.0); },
+                  {leaf({2, 3}, 1), leaf({3}, 2)}));
+  CHECK(gradcheck([](const Inputs& x) { return maximum(x[0], x[1]); },
+                  {leaf({2, 3}, 1), leaf({2, 3}, 2)}));
 }
 
 TEST_CASE("gradients of scalar and unary ops", "[elementwise][gradcheck]") {
@@ -87,18 +90,23 @@ TEST_CASE("float32 and bfloat16 forward agree with float64", "[elementwise][dtyp
   manual_seed(11);
   Tensor x64 = Tensor::randn({64, 33}, DType::Float64);
   Tensor y64 = Tensor::randn({33}, DType::Float64);
-  auto f = [](const Tensor& x, const Tensor& y) { return ((x * y).exp() / (y.abs() + 1.0) - x.tanh()).sum(1); };
+  auto f = [](const Tensor& x, const Tensor& y) {
+    return ((x * y).exp() / (y.abs() + 1.0) - x.tanh()).sum(1);
+  };
   std::vector<double> ref = f(x64, y64).to_vector<double>();
   for (DType dt : {DType::Float32, DType::BFloat16, DType::Float16}) {
     double tol = dt == DType::Float32 ? 1e-5 : 2e-2;
     std::vector<double> got = f(x64.to(dt), y64.to(dt)).to_vector<double>();
-    for (size_t i = 0; i < ref.size(); ++i) CHECK(got[i] == Approx(ref[i]).epsilon(tol).margin(tol * 10));
+    for (size_t i = 0; i < ref.size(); ++i)
+      CHECK(got[i] == Approx(ref[i]).epsilon(tol).margin(tol * 10));
   }
 }
 
 TEST_CASE("element-wise errors name the op and the shapes", "[elementwise][errors]") {
-  CHECK_THROWS_WITH(Tensor::ones({2, 3}) * Tensor::ones({2}), Catch::Contains("mul") && Catch::Contains("[2, 3]"));
-  CHECK_THROWS_WITH(Tensor() + Tensor::ones({1}), Catch::Contains("add") && Catch::Contains("undefined"));
+  CHECK_THROWS_WITH(Tensor::ones({2, 3}) * Tensor::ones({2}),
+                    Catch::Contains("mul") && Catch::Contains("[2, 3]"));
+  CHECK_THROWS_WITH(Tensor() + Tensor::ones({1}),
+                    Catch::Contains("add") && Catch::Contains("undefined"));
   CHECK_THROWS_AS(Tensor::ones({2}).pow(NAN), std::invalid_argument);
   CHECK_THROWS_WITH(Tensor::ones({2}).max(-3), Catch::Contains("max") && Catch::Contains("-3"));
 }

@@ -49,7 +49,8 @@ TEST_CASE("seed: to_low_precision examples", "[seed][utils]") {
   CHECK(sd["1.weight"].dtype() == DType::BFloat16);
 
   auto model = std::make_shared<MiniLM>();
-  utils::to_low_precision(*model, {.dtype = DType::BFloat16, .fp32_modules = utils::module_types<nn::LayerNorm>()});
+  utils::to_low_precision(
+      *model, {.dtype = DType::BFloat16, .fp32_modules = utils::module_types<nn::LayerNorm>()});
   CHECK(model->norm->weight.dtype() == DType::Float32);
   CHECK(model->tok_embeddings->weight.dtype() == DType::BFloat16);
 
@@ -62,8 +63,9 @@ TEST_CASE("seed: to_low_precision examples", "[seed][utils]") {
     utils::to_low_precision(*model3, {.dtype = DType::BFloat16, .device = Device::cuda()});
     CHECK(model3->layer1->weight.device() == Device::cuda());
   } else {
-    CHECK_THROWS_AS(utils::to_low_precision(*model3, {.dtype = DType::BFloat16, .device = Device::cuda()}),
-                    std::invalid_argument);
+    CHECK_THROWS_AS(
+        utils::to_low_precision(*model3, {.dtype = DType::BFloat16, .device = Device::cuda()}),
+        std::invalid_argument);
   }
 }
 

@@ -14,7 +14,8 @@ TEST_CASE("factories fill shape, dtype and values", "[tensor]") {
   CHECK(z.numel() == 6);
   CHECK(z.to_vector<float>() == std::vector<float>(6, 0.0f));
   CHECK(Tensor::ones({4}, DType::BFloat16).to_vector<double>() == std::vector<double>(4, 1.0));
-  CHECK(Tensor::full({2}, 2.5, DType::Float64).to_vector<double>() == std::vector<double>{2.5, 2.5});
+  CHECK(Tensor::full({2}, 2.5, DType::Float64).to_vector<double>() ==
+        std::vector<double>{2.5, 2.5});
   CHECK(Tensor::arange(4).to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2, 3});
   CHECK(Tensor::from_vector(std::vector<int64_t>{1, 2}, {2}).dtype() == DType::Int64);
   CHECK(Tensor::full({}, 3.0).item() == 3.0);
@@ -85,14 +86,16 @@ TEST_CASE("set_data keeps identity", "[tensor]") {
 }
 
 TEST_CASE("bad input throws invalid_argument naming the values", "[tensor][errors]") {
-  CHECK_THROWS_WITH(Tensor::from_vector({1.0f, 2.0f}, {3}), Catch::Contains("2 values") && Catch::Contains("[3]"));
+  CHECK_THROWS_WITH(Tensor::from_vector({1.0f, 2.0f}, {3}),
+                    Catch::Contains("2 values") && Catch::Contains("[3]"));
   CHECK_THROWS_AS(Tensor::zeros({-1}), std::invalid_argument);
   CHECK_THROWS_WITH(Tensor::zeros({2}).item(), Catch::Contains("[2]"));
   CHECK_THROWS_AS(Tensor().shape(), std::invalid_argument);
   CHECK_THROWS_AS(Tensor().to_vector<float>(), std::invalid_argument);
   CHECK_THROWS_WITH(Tensor::zeros({2}).to_vector<int>(), Catch::Contains("to_vector"));
   CHECK_THROWS_AS(Tensor::arange(3).requires_grad_(), std::invalid_argument);
-  CHECK_THROWS_WITH(Tensor::ones({2, 3}) + Tensor::ones({4}), Catch::Contains("[2, 3]") && Catch::Contains("[4]"));
+  CHECK_THROWS_WITH(Tensor::ones({2, 3}) + Tensor::ones({4}),
+                    Catch::Contains("[2, 3]") && Catch::Contains("[4]"));
   CHECK_THROWS_WITH(Tensor::ones({2}).sum(3), Catch::Contains("dim 3"));
   CHECK_THROWS_AS(Tensor::ones({2}, DType::Float32, Device::cuda()), std::invalid_argument);
   CHECK_THROWS_AS(Tensor::ones({2}).set_grad(Tensor::ones({3})), std::invalid_argument);

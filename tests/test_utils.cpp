@@ -57,14 +57,17 @@ struct MLP : nn::Module {
     fc1 = register_module("fc1", std::make_shared<nn::Linear>(4, 8));
     fc2 = register_module("fc2", std::make_shared<nn::Linear>(8, 1, false));
   }
-  Tensor forward(const Tensor& x) { return fc2->forward(nn::functional::mish(fc1->forward(norm->forward(x)))); }
+  Tensor forward(const Tensor& x) {
+    return fc2->forward(nn::functional::mish(fc1->forward(norm->forward(x))));
+  }
   std::shared_ptr<nn::LayerNorm> norm;
   std::shared_ptr<nn::Linear> fc1, fc2;
 };
 
 }  // namespace
 
-TEST_CASE("to_low_precision defaults keep embeddings and rope buffers in float32", "[utils][low_precision]") {
+TEST_CASE("to_low_precision defaults keep embeddings and rope buffers in float32",
+          "[utils][low_precision]") {
   manual_seed(0);
   TinyLM model;
   Tensor q_weight = model.attn->q->weight;  // a handle taken before the cast
@@ -87,7 +90,8 @@ TEST_CASE("to_low_precision defaults keep embeddings and rope buffers in float32
 
 TEST_CASE("to_low_precision with only LayerNorm in float32", "[utils][low_precision]") {
   TinyLM model;
-  utils::to_low_precision(model, {.dtype = DType::BFloat16, .fp32_modules = utils::module_types<nn::LayerNorm>()});
+  utils::to_low_precision(
+      model, {.dtype = DType::BFloat16, .fp32_modules = utils::module_types<nn::LayerNorm>()});
   auto d = dtypes(model);
   CHECK(d["norm.weight"] == DType::Float32);
   CHECK(d["norm.bias"] == DType::Float32);
@@ -104,16 +108,19 @@ TEST_CASE("to_low_precision with no float32 buffers", "[utils][low_precision]") 
   CHECK(d["tok_embeddings.weight"] == DType::Float32);
 }
 
-TEST_CASE("a type selector restores float32 buffers, without inheritance", "[utils][low_precision]") {
+TEST_CASE("a type selector restores float32 buffers, without inheritance",
+          "[utils][low_precision]") {
   TinyLM model;
-  utils::to_low_precision(model, {.dtype = DType::BFloat16, .fp32_buffers = utils::module_types<RotaryEmbedding>()});
+  utils::to_low_precision(
+      model, {.dtype = DType::BFloat16, .fp32_buffers = utils::module_types<RotaryEmbedding>()});
   auto d = dtypes(model);
   CHECK(d["attn.rope.cos"] == DType::Float32);
   CHECK(d["global_scale"] == DType::BFloat16);
 
   // Types are not inherited by children: Attention matches, its rope child does not.
   TinyLM model2;
-  utils::to_low_precision(model2, {.dtype = DType::BFloat16, .fp32_buffers = utils::module_types<Attention>()});
+  utils::to_low_precision(
+      model2, {.dtype = DType::BFloat16, .fp32_buffers = utils::module_types<Attention>()});
   CHECK(dtypes(model2)["attn.rope.cos"] == DType::BFloat16);
 
   // Keywords are: "attn" matches attn.rope too. Keywords compare lower-cased against the name.
@@ -126,7 +133,8 @@ TEST_CASE("a type selector restores float32 buffers, without inheritance", "[uti
   CHECK(dtypes(model4)["global_scale"] == DType::Float32);
 }
 
-TEST_CASE("kept in float32 means cast to float32; subclasses match fp32_modules", "[utils][low_precision]") {
+TEST_CASE("kept in float32 means cast to float32; subclasses match fp32_modules",
+          "[utils][low_precision]") {
   struct MyNorm : nn::LayerNorm {
     MyNorm() : nn::LayerNorm(4) {}
   };
@@ -134,19 +142,23 @@ TEST_CASE("kept in float32 means cast to float32; subclasses match fp32_modules"
   model.push_back(std::make_shared<MyNorm>());
   model.push_back(std::make_shared<nn::Linear>(4, 4));
   model.to(DType::Float64);
-  utils::to_low_precision(model, {.dtype = DType::BFloat16, .fp32_modules = utils::module_types<nn::LayerNorm>()});
+  utils::to_low_precision(
+      model, {.dtype = DType::BFloat16, .fp32_modules = utils::module_types<nn::LayerNorm>()});
   auto d = dtypes(model);
   CHECK(d["0.weight"] == DType::Float32);
   CHECK(d["1.weight"] == DType::BFloat16);
   CHECK_THROWS_AS(utils::to_low_precision(model, {.dtype = DType::Int64}), std::invalid_argument);
 }
 
-TEST_CASE("to_low_precision on a CPU-only build refuses a CUDA device", "[utils][low_precision][errors]") {
-  if (cuda_is_available()) SUCCEED("a GPU is present: covered by the CUDA suite");
+TEST_CASE("to_low_precision on a CPU-only build refuses a CUDA device",
+          "[utils][low_precision][errors]") {
+  if (cuda_is_available())
+    SUCCEED("a GPU is present: covered by the CUDA suite");
   else {
     TinyLM model;
-    CHECK_THROWS_AS(utils::to_low_precision(model, {.dtype = DType::BFloat16, .device = Device::cuda()}),
-                    std::invalid_argument);
+    CHECK_THROWS_AS(
+        utils::to_low_precision(model, {.dtype = DType::BFloat16, .device = Device::cuda()}),
+        std::invalid_argument);
   }
 }
 
@@ -175,12 +187,14 @@ TEST_CASE("param_groups_weight_decay splits no-decay first", "[utils][param_grou
   CHECK_THROWS_AS(utils::param_groups_weight_decay(model, -1.0), std::invalid_argument);
 }
 
-TEST_CASE("every optimizer keeps the groups' weight decay over its default", "[utils][param_groups]") {
+TEST_CASE("every optimizer keeps the groups' weight decay over its default",
+          "[utils][param_groups]") {
   for (const std::string& name : optimizer_names()) {
     for (bool additional : {false, true}) {
       DYNAMIC_SECTION(name << (additional ? " with additional layer" : "")) {
         MLP model;
-        auto groups = utils::param_groups_weight_decay(model, 1e-5, additional ? std::vector<std::string>{"fc1"} : std::vector<std::string>{});
+        auto groups = utils::param_groups_weight_decay(
+            model, 1e-5, additional ? std::vector<std::string>{"fc1"} : std::vector<std::string>{});
         size_t no_decay = groups[0].params.size();
         auto opt = make_optimizer(name, {{"lr", 1e-3}, {"weight_decay", 0.5}}, groups);
         REQUIRE(opt->num_param_groups() == 2);
@@ -198,9 +212,11 @@ TEST_CASE("every optimizer keeps the groups' weight decay over its default", "[u
   }
 }
 
-TEST_CASE("the decouple_lr warning follows the groups' weight decay", "[utils][param_groups][warning]") {
+TEST_CASE("the decouple_lr warning follows the groups' weight decay",
+          "[utils][param_groups][warning]") {
   std::vector<std::string> warnings;
-  WarningHandler previous = set_warning_handler([&](const std::string& m) { warnings.push_back(m); });
+  WarningHandler previous =
+      set_warning_handler([&](const std::string& m) { warnings.push_back(m); });
   MLP model;
   {
     auto groups = utils::param_groups_weight_decay(model, 0.0);
@@ -213,7 +229,8 @@ TEST_CASE("the decouple_lr warning follows the groups' weight decay", "[utils][p
                                              {model.fc2->parameters(), std::nullopt, 5e-3}};
     optim::AdamW opt(groups, {.lr = 1e-3, .decouple_lr = true});
     REQUIRE(warnings.size() == 1);
-    CHECK_THAT(warnings[0], Catch::Contains("weight_decay") && Catch::Contains("decouple_lr") && Catch::Contains("0.005"));
+    CHECK_THAT(warnings[0], Catch::Contains("weight_decay") && Catch::Contains("decouple_lr") &&
+                                Catch::Contains("0.005"));
   }
   set_warning_handler(previous);
 }
@@ -229,7 +246,8 @@ TEST_CASE("gradient release trains like a plain optimizer", "[utils][gradient_re
       Tensor y = Tensor::randn({8, 1});
       nn::functional::mse_loss(model.forward(x), y).backward();
       if (release) {
-        for (const Tensor& p : model.parameters()) CHECK_FALSE(p.grad().defined());  // freed by the hooks
+        for (const Tensor& p : model.parameters())
+          CHECK_FALSE(p.grad().defined());  // freed by the hooks
       }
       opt.step();  // harmless under release
       opt.zero_grad();
@@ -241,7 +259,8 @@ TEST_CASE("gradient release trains like a plain optimizer", "[utils][gradient_re
   };
   std::vector<float> plain = train(false), released = train(true);
   REQUIRE(plain.size() == released.size());
-  for (size_t i = 0; i < plain.size(); ++i) CHECK(released[i] == Approx(plain[i]).margin(1e-6).epsilon(1e-5));
+  for (size_t i = 0; i < plain.size(); ++i)
+    CHECK(released[i] == Approx(plain[i]).margin(1e-6).epsilon(1e-5));
 }
 
 TEST_CASE("remove_gradient_release restores ordinary backward", "[utils][gradient_release]") {
@@ -258,14 +277,17 @@ TEST_CASE("remove_gradient_release restores ordinary backward", "[utils][gradien
   for (const Tensor& p : model.parameters()) CHECK_FALSE(p.has_post_accumulate_grad_hooks());
 }
 
-TEST_CASE("gradient release refusals, warning and existing hooks", "[utils][gradient_release][errors]") {
+TEST_CASE("gradient release refusals, warning and existing hooks",
+          "[utils][gradient_release][errors]") {
   MLP model;
   optim::AdamW plain(model.parameters(), {.lr = 1e-2});
-  CHECK_THROWS_WITH(utils::prepare_for_gradient_release(model, plain), Catch::Contains("gradient_release=True"));
+  CHECK_THROWS_WITH(utils::prepare_for_gradient_release(model, plain),
+                    Catch::Contains("gradient_release=True"));
 
   optim::AdamW opt(model.parameters(), {.lr = 1e-2, .gradient_release = true});
   RemovableHandle existing = model.fc2->weight.register_post_accumulate_grad_hook([](Tensor&) {});
-  CHECK_THROWS_WITH(utils::prepare_for_gradient_release(model, opt), Catch::Contains("ignore_existing_hooks"));
+  CHECK_THROWS_WITH(utils::prepare_for_gradient_release(model, opt),
+                    Catch::Contains("ignore_existing_hooks"));
   // The hooks registered before the refusal were removed again.
   CHECK_FALSE(model.norm->weight.has_post_accumulate_grad_hooks());
   CHECK_FALSE(model.gradient_release_hooks().has_value());
@@ -277,7 +299,8 @@ TEST_CASE("gradient release refusals, warning and existing hooks", "[utils][grad
   existing.remove();
 
   std::vector<std::string> warnings;
-  WarningHandler previous = set_warning_handler([&](const std::string& m) { warnings.push_back(m); });
+  WarningHandler previous =
+      set_warning_handler([&](const std::string& m) { warnings.push_back(m); });
   utils::remove_gradient_release(model);
   set_warning_handler(previous);
   REQUIRE(warnings.size() == 1);

@@ -20,16 +20,27 @@ void check_finite(const Tensor& t, const char* op, const char* phase) {
   double s = t.detach().abs().sum().item();
   if (std::isfinite(s)) return;
   throw std::runtime_error(std::string("anomaly detected: ") + phase + " of " + op + " produced " +
-                           (std::isnan(s) ? "NaN" : "Inf") + " in a tensor of shape " + shape_str(t.shape()));
+                           (std::isnan(s) ? "NaN" : "Inf") + " in a tensor of shape " +
+                           shape_str(t.shape()));
 }
 std::atomic<uint64_t> next_sequence_nr{0};
 }  // namespace
 
-NoGradGuard::NoGradGuard() : previous_(grad_enabled) { grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { grad_enabled = previous_; }
-bool grad_mode_enabled() { return grad_enabled; }
-void set_detect_anomaly(bool on) { anomaly_mode = on; }
-bool detect_anomaly_enabled() { return anomaly_mode; }
+NoGradGuard::NoGradGuard() : previous_(grad_enabled) {
+  grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  grad_enabled = previous_;
+}
+bool grad_mode_enabled() {
+  return grad_enabled;
+}
+void set_detect_anomaly(bool on) {
+  anomaly_mode = on;
+}
+bool detect_anomaly_enabled() {
+  return anomaly_mode;
+}
 
 namespace autograd {
 namespace {
@@ -52,13 +63,14 @@ struct FunctionNode final : Node {
     for (size_t i = 0; i < needs.size(); ++i) needs[i] = next_edges[i].node != nullptr;
     std::vector<Tensor> grads = fn_(grad_output, needs);
     if (grads.size() != inputs_.size())
-      throw std::logic_error(std::string("backward of ") + op_ + " returned the wrong number of gradients");
+      throw std::logic_error(std::string("backward of ") + op_ +
+                             " returned the wrong number of gradients");
     for (size_t i = 0; i < grads.size(); ++i) {
       if (!needs[i] || !grads[i].defined()) continue;
       if (grads[i].shape() != inputs_[i].shape)
-        throw std::logic_error(std::string("backward of ") + op_ + " produced a gradient of shape " +
-                               shape_str(grads[i].shape()) + " for an input of shape " +
-                               shape_str(inputs_[i].shape));
+        throw std::logic_error(std::string("backward of ") + op_ +
+                               " produced a gradient of shape " + shape_str(grads[i].shape()) +
+                               " for an input of shape " + shape_str(inputs_[i].shape));
       if (grads[i].dtype() != inputs_[i].dtype) grads[i] = grads[i].to(inputs_[i].dtype);
       if (anomaly_mode) check_finite(grads[i], op_, "backward");
     }
@@ -85,7 +97,8 @@ struct AccumulateGrad final : Node {
     } else {
       // Backward may hand the same tensor to several inputs (add, views): keep a private copy
       // unless nobody else can see this one.
-      bool exclusive = g.impl_ptr().use_count() <= 2 && g.storage().use_count() == 1 && g.is_contiguous();
+      bool exclusive =
+          g.impl_ptr().use_count() <= 2 && g.storage().use_count() == 1 && g.is_contiguous();
       leaf.set_grad(exclusive ? g : g.clone());
     }
     // Copy the hook list: a hook may remove hooks while we iterate.
@@ -121,7 +134,8 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-void record(const char* op, const std::vector<Tensor>& inputs, Tensor& output, BackwardFn backward) {
+void record(const char* op, const std::vector<Tensor>& inputs, Tensor& output,
+            BackwardFn backward) {
   if (!grad_enabled || !any_requires_grad(inputs)) return;
   if (anomaly_mode) {
     NoGradGuard no_grad;
@@ -129,7 +143,8 @@ void record(const char* op, const std::vector<Tensor>& inputs, Tensor& output, B
   }
   std::vector<InputMeta> meta;
   meta.reserve(inputs.size());
-  for (const Tensor& t : inputs) meta.push_back(t.defined() ? InputMeta{t.shape(), t.dtype()} : InputMeta{{}, DType::Float32});
+  for (const Tensor& t : inputs)
+    meta.push_back(t.defined() ? InputMeta{t.shape(), t.dtype()} : InputMeta{{}, DType::Float32});
   auto node = std::make_shared<FunctionNode>(op, std::move(backward), std::move(meta));
   node->sequence_nr = next_sequence_nr++;
   for (const Tensor& t : inputs) node->next_edges.push_back({t.defined() ? grad_edge(t) : nullptr});
@@ -163,25 +178,27 @@ void run_backward(const Tensor& root, const Tensor& seed) {
   auto later = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
     return a->sequence_nr < b->sequence_nr;
   };
-  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, decltype(later)> ready(later);
+  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, decltype(later)>
+      ready(later);
   std::unordered_map<Node*, Tensor> pending;  // summed incoming gradient per node
   pending[root_node.get()] = seed;
   ready.push(root_node);
 
   // Called once per edge into `next` after its producer ran. A node none of whose inputs
   // delivered a gradient never runs, but the nodes behind it still learn that nothing is coming.
-  std::function<void(const std::shared_ptr<Node>&)> edge_done = [&](const std::shared_ptr<Node>& next) {
-    if (--dependencies[next.get()] > 0) return;
-    auto it = pending.find(next.get());
-    if (it != pending.end() && it->second.defined()) {
-      ready.push(next);
-      return;
-    }
-    pending.erase(next.get());
-    next->release_saved();
-    for (const Edge& e : next->next_edges)
-      if (e.node) edge_done(e.node);
-  };
+  std::function<void(const std::shared_ptr<Node>&)> edge_done =
+      [&](const std::shared_ptr<Node>& next) {
+        if (--dependencies[next.get()] > 0) return;
+        auto it = pending.find(next.get());
+        if (it != pending.end() && it->second.defined()) {
+          ready.push(next);
+          return;
+        }
+        pending.erase(next.get());
+        next->release_saved();
+        for (const Edge& e : next->next_edges)
+          if (e.node) edge_done(e.node);
+      };
 
   while (!ready.empty()) {
     std::shared_ptr<Node> node = ready.top();

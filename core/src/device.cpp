@@ -12,7 +12,9 @@ std::string Device::str() const {
 
 // A CUDA build defines these in kernels/cuda/runtime.cu.
 #ifndef OPTIMI_WITH_CUDA
-bool cuda_is_available() { return false; }
+bool cuda_is_available() {
+  return false;
+}
 
 namespace cuda {
 namespace {
@@ -23,13 +25,19 @@ void require_cpu(const char* op, Device device) {
 }
 }  // namespace
 
-int device_count() { return 0; }
-void synchronize(Device device) { require_cpu("synchronize", device); }
+int device_count() {
+  return 0;
+}
+void synchronize(Device device) {
+  require_cpu("synchronize", device);
+}
 CachingAllocatorStats caching_allocator_stats(Device device) {
   require_cpu("caching_allocator_stats", device);
   throw std::invalid_argument("cuda::caching_allocator_stats: cpu has no caching allocator");
 }
-void empty_cache(Device device) { require_cpu("empty_cache", device); }
+void empty_cache(Device device) {
+  require_cpu("empty_cache", device);
+}
 }  // namespace cuda
 #endif
 

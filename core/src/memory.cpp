@@ -61,7 +61,9 @@ void record_allocation(Device d, int64_t bytes) {
   }
 }
 
-void record_deallocation(Device d, int64_t bytes) { counters_for(d).live.fetch_sub(bytes); }
+void record_deallocation(Device d, int64_t bytes) {
+  counters_for(d).live.fetch_sub(bytes);
+}
 
 MemoryStats memory_stats(Device d) {
   Counters& c = counters_for(d);

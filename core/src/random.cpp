@@ -12,7 +12,9 @@ uint64_t Generator::next_u64() {
   return z ^ (z >> 31);
 }
 
-double Generator::uniform() { return double(next_u64() >> 11) * 0x1.0p-53; }
+double Generator::uniform() {
+  return double(next_u64() >> 11) * 0x1.0p-53;
+}
 
 double Generator::normal() {
   // Box-Muller; 1 - u keeps the logarithm finite.
@@ -26,6 +28,8 @@ Generator& default_generator() {
   return g;
 }
 
-void manual_seed(uint64_t seed) { default_generator().set_state(seed); }
+void manual_seed(uint64_t seed) {
+  default_generator().set_state(seed);
+}
 
 }  // namespace optimi

@@ -22,7 +22,9 @@ Shape reduced_shape(const Shape& s, int64_t dim, bool keepdim) {
 }
 
 // Integer and bool sums accumulate as int64, like PyTorch.
-DType sum_dtype(DType t) { return is_floating_point(t) ? t : DType::Int64; }
+DType sum_dtype(DType t) {
+  return is_floating_point(t) ? t : DType::Int64;
+}
 
 Tensor reduce_input(const Tensor& x, DType dtype) {
   Tensor c = x.dtype() == dtype ? x : x.detach().to(dtype);
@@ -75,17 +77,23 @@ Tensor Tensor::sum(int64_t d, bool keepdim) const {
 }
 
 Tensor Tensor::mean() const {
-  if (numel() == 0) throw std::invalid_argument("mean: empty tensor of shape " + shape_str(shape()));
-  if (!is_floating_point()) throw std::invalid_argument("mean: needs a floating-point tensor, got " + std::string(dtype_name(dtype())));
+  if (numel() == 0)
+    throw std::invalid_argument("mean: empty tensor of shape " + shape_str(shape()));
+  if (!is_floating_point())
+    throw std::invalid_argument("mean: needs a floating-point tensor, got " +
+                                std::string(dtype_name(dtype())));
   return sum() / double(numel());
 }
 
 Tensor Tensor::mean(int64_t d, bool keepdim) const {
   require_defined("mean", *this);
-  if (!is_floating_point()) throw std::invalid_argument("mean: needs a floating-point tensor, got " + std::string(dtype_name(dtype())));
+  if (!is_floating_point())
+    throw std::invalid_argument("mean: needs a floating-point tensor, got " +
+                                std::string(dtype_name(dtype())));
   if (dim() == 0) return (normalize_dim("mean", d, 0), mean());
   int64_t n = shape()[size_t(normalize_dim("mean", d, dim()))];
-  if (n == 0) throw std::invalid_argument("mean: reducing an empty dimension of shape " + shape_str(shape()));
+  if (n == 0)
+    throw std::invalid_argument("mean: reducing an empty dimension of shape " + shape_str(shape()));
   return sum(d, keepdim) / double(n);
 }
 
@@ -95,9 +103,10 @@ Tensor Tensor::max() const {
   Tensor flat = reduce_input(*this, dtype()).reshape({numel()});
   Tensor out = Tensor::empty({}, dtype(), device());
   kernels::reduce_max(flat, 0, out);
-  autograd::record("max", {*this}, out, [x = detach(), out = out.detach()](const Tensor& g, const Needs&) {
-    return Grads{max_backward(g, x, out, -1)};
-  });
+  autograd::record("max", {*this}, out,
+                   [x = detach(), out = out.detach()](const Tensor& g, const Needs&) {
+                     return Grads{max_backward(g, x, out, -1)};
+                   });
   return out;
 }
 
@@ -105,13 +114,15 @@ Tensor Tensor::max(int64_t d, bool keepdim) const {
   require_defined("max", *this);
   if (dim() == 0) return (normalize_dim("max", d, 0), max());
   d = normalize_dim("max", d, dim());
-  if (shape()[size_t(d)] == 0) throw std::invalid_argument("max: reducing an empty dimension of shape " + shape_str(shape()));
+  if (shape()[size_t(d)] == 0)
+    throw std::invalid_argument("max: reducing an empty dimension of shape " + shape_str(shape()));
   Tensor out = Tensor::empty(reduced_shape(shape(), d, keepdim), dtype(), device());
   if (out.numel() > 0) kernels::reduce_max(reduce_input(*this, dtype()), d, out);
-  autograd::record("max", {*this}, out, [x = detach(), out = out.detach(), d](const Tensor& g, const Needs&) {
-    Shape kept = reduced_shape(x.shape(), d, true);
-    return Grads{max_backward(g.reshape(kept), x, out.reshape(kept), d)};
-  });
+  autograd::record("max", {*this}, out,
+                   [x = detach(), out = out.detach(), d](const Tensor& g, const Needs&) {
+                     Shape kept = reduced_shape(x.shape(), d, true);
+                     return Grads{max_backward(g.reshape(kept), x, out.reshape(kept), d)};
+                   });
   return out;
 }
 

@@ -52,7 +52,9 @@ const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl, const char* w
 
 void validate_shape(const char* op, const Shape& shape) {
   for (int64_t d : shape)
-    if (d < 0) throw std::invalid_argument(std::string(op) + ": negative dimension in shape " + shape_str(shape));
+    if (d < 0)
+      throw std::invalid_argument(std::string(op) + ": negative dimension in shape " +
+                                  shape_str(shape));
 }
 
 }  // namespace
@@ -62,7 +64,8 @@ void validate_shape(const char* op, const Shape& shape) {
 Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
   validate_shape("Tensor::empty", shape);
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(size_t(shape_numel(shape) * element_size(dtype)), device);
+  impl->storage =
+      std::make_shared<Storage>(size_t(shape_numel(shape) * element_size(dtype)), device);
   impl->strides = contiguous_strides(shape);
   impl->shape = std::move(shape);
   impl->dtype = dtype;
@@ -74,8 +77,12 @@ Tensor Tensor::full(Shape shape, double value, DType dtype, Device device) {
   t.fill_(value);
   return t;
 }
-Tensor Tensor::zeros(Shape shape, DType dtype, Device device) { return full(std::move(shape), 0.0, dtype, device); }
-Tensor Tensor::ones(Shape shape, DType dtype, Device device) { return full(std::move(shape), 1.0, dtype, device); }
+Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
+  return full(std::move(shape), 0.0, dtype, device);
+}
+Tensor Tensor::ones(Shape shape, DType dtype, Device device) {
+  return full(std::move(shape), 1.0, dtype, device);
+}
 
 namespace {
 // Host-generated random values, converted to the target dtype and device.
@@ -93,14 +100,17 @@ Tensor random_tensor(const char* op, Shape shape, DType dtype, Device device, Ge
 }  // namespace
 
 Tensor Tensor::randn(Shape shape, DType dtype, Device device) {
-  return random_tensor("Tensor::randn", std::move(shape), dtype, device, [](Generator& g) { return g.normal(); });
+  return random_tensor("Tensor::randn", std::move(shape), dtype, device,
+                       [](Generator& g) { return g.normal(); });
 }
 Tensor Tensor::rand(Shape shape, DType dtype, Device device) {
-  return random_tensor("Tensor::rand", std::move(shape), dtype, device, [](Generator& g) { return g.uniform(); });
+  return random_tensor("Tensor::rand", std::move(shape), dtype, device,
+                       [](Generator& g) { return g.uniform(); });
 }
 Tensor Tensor::uniform(Shape shape, double low, double high, DType dtype, Device device) {
   if (!(low <= high))
-    throw std::invalid_argument("Tensor::uniform: low " + std::to_string(low) + " > high " + std::to_string(high));
+    throw std::invalid_argument("Tensor::uniform: low " + std::to_string(low) + " > high " +
+                                std::to_string(high));
   return random_tensor("Tensor::uniform", std::move(shape), dtype, device,
                        [=](Generator& g) { return low + (high - low) * g.uniform(); });
 }
@@ -114,8 +124,8 @@ Tensor Tensor::arange(int64_t end, DType dtype, Device device) {
 
 namespace {
 template <class T>
-Tensor from_host(const char* op, const std::vector<T>& values, Shape shape, DType host_dtype, DType dtype,
-                 Device device) {
+Tensor from_host(const char* op, const std::vector<T>& values, Shape shape, DType host_dtype,
+                 DType dtype, Device device) {
   validate_shape(op, shape);
   if (int64_t(values.size()) != shape_numel(shape))
     throw std::invalid_argument(std::string(op) + ": " + std::to_string(values.size()) +
@@ -129,14 +139,17 @@ Tensor from_host(const char* op, const std::vector<T>& values, Shape shape, DTyp
 }
 }  // namespace
 
-Tensor Tensor::from_vector(const std::vector<float>& values, Shape shape, DType dtype, Device device) {
+Tensor Tensor::from_vector(const std::vector<float>& values, Shape shape, DType dtype,
+                           Device device) {
   return from_host("Tensor::from_vector", values, std::move(shape), DType::Float32, dtype, device);
 }
-Tensor Tensor::from_doubles(const std::vector<double>& values, Shape shape, DType dtype, Device device) {
+Tensor Tensor::from_doubles(const std::vector<double>& values, Shape shape, DType dtype,
+                            Device device) {
   return from_host("Tensor::from_vector", values, std::move(shape), DType::Float64, dtype, device);
 }
 Tensor Tensor::from_int64s(const std::vector<int64_t>& values, Shape shape, Device device) {
-  return from_host("Tensor::from_vector", values, std::move(shape), DType::Int64, DType::Int64, device);
+  return from_host("Tensor::from_vector", values, std::move(shape), DType::Int64, DType::Int64,
+                   device);
 }
 
 void Tensor::copy_to_host(void* dst, DType as) const {
@@ -149,21 +162,40 @@ void Tensor::copy_to_host(void* dst, DType as) const {
 double Tensor::item() const {
   checked(impl_, "Tensor::item");
   if (numel() != 1)
-    throw std::invalid_argument("Tensor::item: needs a one-element tensor, got shape " + shape_str(shape()));
+    throw std::invalid_argument("Tensor::item: needs a one-element tensor, got shape " +
+                                shape_str(shape()));
   return to_vector<double>()[0];
 }
 
 // ---- metadata ----
 
-const Shape& Tensor::shape() const { return checked(impl_, "Tensor::shape").shape; }
-const Shape& Tensor::strides() const { return checked(impl_, "Tensor::strides").strides; }
-int64_t Tensor::offset() const { return checked(impl_, "Tensor::offset").offset; }
-int64_t Tensor::dim() const { return int64_t(shape().size()); }
-int64_t Tensor::numel() const { return shape_numel(shape()); }
-DType Tensor::dtype() const { return checked(impl_, "Tensor::dtype").dtype; }
-Device Tensor::device() const { return checked(impl_, "Tensor::device").storage->device(); }
-bool Tensor::is_floating_point() const { return optimi::is_floating_point(dtype()); }
-const std::shared_ptr<Storage>& Tensor::storage() const { return checked(impl_, "Tensor::storage").storage; }
+const Shape& Tensor::shape() const {
+  return checked(impl_, "Tensor::shape").shape;
+}
+const Shape& Tensor::strides() const {
+  return checked(impl_, "Tensor::strides").strides;
+}
+int64_t Tensor::offset() const {
+  return checked(impl_, "Tensor::offset").offset;
+}
+int64_t Tensor::dim() const {
+  return int64_t(shape().size());
+}
+int64_t Tensor::numel() const {
+  return shape_numel(shape());
+}
+DType Tensor::dtype() const {
+  return checked(impl_, "Tensor::dtype").dtype;
+}
+Device Tensor::device() const {
+  return checked(impl_, "Tensor::device").storage->device();
+}
+bool Tensor::is_floating_point() const {
+  return optimi::is_floating_point(dtype());
+}
+const std::shared_ptr<Storage>& Tensor::storage() const {
+  return checked(impl_, "Tensor::storage").storage;
+}
 
 int64_t Tensor::size(int64_t d) const {
   return shape()[size_t(normalize_dim("Tensor::size", d, dim()))];
@@ -187,31 +219,40 @@ void* Tensor::data_ptr() const {
 
 std::string Tensor::str() const {
   if (!impl_) return "Tensor(undefined)";
-  return "Tensor" + shape_str(shape()) + " " + std::string(dtype_name(dtype())) + " " + device().str();
+  return "Tensor" + shape_str(shape()) + " " + std::string(dtype_name(dtype())) + " " +
+         device().str();
 }
 
 // ---- autograd accessors ----
 
-bool Tensor::requires_grad() const { return checked(impl_, "Tensor::requires_grad").requires_grad; }
+bool Tensor::requires_grad() const {
+  return checked(impl_, "Tensor::requires_grad").requires_grad;
+}
 
 Tensor& Tensor::requires_grad_(bool on) {
   checked(impl_, "Tensor::requires_grad_");
   if (on && !is_floating_point())
-    throw std::invalid_argument("Tensor::requires_grad_: only floating-point tensors can require "
-                                "gradients, got " + std::string(dtype_name(dtype())));
+    throw std::invalid_argument(
+        "Tensor::requires_grad_: only floating-point tensors can require "
+        "gradients, got " +
+        std::string(dtype_name(dtype())));
   if (!on && impl_->grad_fn)
-    throw std::invalid_argument("Tensor::requires_grad_: cannot turn off gradients of a non-leaf "
-                                "tensor; use detach()");
+    throw std::invalid_argument(
+        "Tensor::requires_grad_: cannot turn off gradients of a non-leaf "
+        "tensor; use detach()");
   impl_->requires_grad = on;
   return *this;
 }
 
-Tensor Tensor::grad() const { return Tensor(checked(impl_, "Tensor::grad").grad); }
+Tensor Tensor::grad() const {
+  return Tensor(checked(impl_, "Tensor::grad").grad);
+}
 
 void Tensor::set_grad(const Tensor& g) {
   checked(impl_, "Tensor::set_grad");
   if (g.defined() && (g.shape() != shape() || g.dtype() != dtype() || g.device() != device()))
-    throw std::invalid_argument("Tensor::set_grad: gradient " + g.str() + " does not match tensor " + str());
+    throw std::invalid_argument("Tensor::set_grad: gradient " + g.str() +
+                                " does not match tensor " + str());
   impl_->grad = g.impl_;
 }
 
@@ -221,7 +262,8 @@ void Tensor::backward() const {
     throw std::invalid_argument("Tensor::backward: needs a one-element tensor, got shape " +
                                 shape_str(shape()));
   if (!impl_->requires_grad)
-    throw std::invalid_argument("Tensor::backward: the tensor does not require grad and has no grad_fn");
+    throw std::invalid_argument(
+        "Tensor::backward: the tensor does not require grad and has no grad_fn");
   autograd::run_backward(*this, ones(shape(), dtype(), device()));
 }
 
@@ -236,14 +278,20 @@ Tensor Tensor::detach() const {
   return Tensor(std::move(impl));
 }
 
-bool Tensor::is_leaf() const { return !checked(impl_, "Tensor::is_leaf").grad_fn; }
-const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const { return checked(impl_, "Tensor::grad_fn").grad_fn; }
+bool Tensor::is_leaf() const {
+  return !checked(impl_, "Tensor::is_leaf").grad_fn;
+}
+const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
+  return checked(impl_, "Tensor::grad_fn").grad_fn;
+}
 
 RemovableHandle Tensor::register_post_accumulate_grad_hook(PostAccumulateGradHook hook) {
   checked(impl_, "Tensor::register_post_accumulate_grad_hook");
   if (!impl_->requires_grad || impl_->grad_fn)
-    throw std::invalid_argument("Tensor::register_post_accumulate_grad_hook: only leaf tensors that "
-                                "require grad accumulate gradients, got " + str());
+    throw std::invalid_argument(
+        "Tensor::register_post_accumulate_grad_hook: only leaf tensors that "
+        "require grad accumulate gradients, got " +
+        str());
   if (!hook) throw std::invalid_argument("Tensor::register_post_accumulate_grad_hook: empty hook");
   uint64_t id = impl_->next_hook_id++;
   impl_->post_accumulate_grad_hooks.emplace_back(id, std::move(hook));
@@ -251,7 +299,8 @@ RemovableHandle Tensor::register_post_accumulate_grad_hook(PostAccumulateGradHoo
 }
 
 bool Tensor::has_post_accumulate_grad_hooks() const {
-  return !checked(impl_, "Tensor::has_post_accumulate_grad_hooks").post_accumulate_grad_hooks.empty();
+  return !checked(impl_, "Tensor::has_post_accumulate_grad_hooks")
+              .post_accumulate_grad_hooks.empty();
 }
 
 void RemovableHandle::remove() {
@@ -264,8 +313,12 @@ void RemovableHandle::remove() {
 
 // ---- conversion and copies ----
 
-Tensor Tensor::to(DType dtype) const { return to(dtype, device()); }
-Tensor Tensor::to(Device device) const { return to(dtype(), device); }
+Tensor Tensor::to(DType dtype) const {
+  return to(dtype, device());
+}
+Tensor Tensor::to(Device device) const {
+  return to(dtype(), device);
+}
 
 Tensor Tensor::to(DType dtype, Device device) const {
   checked(impl_, "Tensor::to");
@@ -275,9 +328,10 @@ Tensor Tensor::to(DType dtype, Device device) const {
   if (optimi::is_floating_point(dtype)) {
     DType in_dtype = this->dtype();
     Device in_device = this->device();
-    autograd::record("to", {*this}, out, [in_dtype, in_device](const Tensor& g, const std::vector<bool>&) {
-      return std::vector<Tensor>{g.to(in_dtype, in_device)};
-    });
+    autograd::record("to", {*this}, out,
+                     [in_dtype, in_device](const Tensor& g, const std::vector<bool>&) {
+                       return std::vector<Tensor>{g.to(in_dtype, in_device)};
+                     });
   }
   return out;
 }
@@ -285,12 +339,15 @@ Tensor Tensor::to(DType dtype, Device device) const {
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), dtype(), device());
   out.copy_(*this);
-  autograd::record("clone", {*this}, out,
-                   [](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{g}; });
+  autograd::record("clone", {*this}, out, [](const Tensor& g, const std::vector<bool>&) {
+    return std::vector<Tensor>{g};
+  });
   return out;
 }
 
-Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+Tensor Tensor::contiguous() const {
+  return is_contiguous() ? *this : clone();
+}
 
 Tensor& Tensor::copy_(const Tensor& src) {
   checked(impl_, "Tensor::copy_");

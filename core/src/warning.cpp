@@ -7,7 +7,9 @@ namespace optimi {
 namespace {
 std::mutex handler_mutex;
 WarningHandler& handler() {
-  static WarningHandler h = [](const std::string& m) { std::cerr << "optimi warning: " << m << "\n"; };
+  static WarningHandler h = [](const std::string& m) {
+    std::cerr << "optimi warning: " << m << "\n";
+  };
   return h;
 }
 }  // namespace

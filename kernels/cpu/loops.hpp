@@ -11,13 +11,14 @@
 // dimension becomes a flat loop the compiler vectorises.
 namespace optimi::kernels::cpu {
 
-constexpr int64_t kParallelGrain = 1 << 15;  // elements below which threads cost more than they save
+constexpr int64_t kParallelGrain = 1
+                                   << 15;  // elements below which threads cost more than they save
 
 template <int N>
 struct StridedLayout {
-  Shape shape;                      // merged, outermost first; at least one dim
-  std::array<Shape, N> strides;     // per operand, in elements; 0 on broadcast dims
-  std::array<char*, N> base;        // first element of each operand
+  Shape shape;                   // merged, outermost first; at least one dim
+  std::array<Shape, N> strides;  // per operand, in elements; 0 on broadcast dims
+  std::array<char*, N> base;     // first element of each operand
   std::array<int64_t, N> itemsize;
 };
 
@@ -103,12 +104,18 @@ void for_each_row(const StridedLayout<N>& l, Row&& row) {
 template <class F>
 void dispatch_dtype(const char* op, DType dtype, F&& f) {
   switch (dtype) {
-    case DType::Float32: return f(float{});
-    case DType::Float64: return f(double{});
-    case DType::BFloat16: return f(bfloat16{});
-    case DType::Float16: return f(float16{});
-    case DType::Int64: return f(int64_t{});
-    case DType::Bool: return f(bool{});
+    case DType::Float32:
+      return f(float{});
+    case DType::Float64:
+      return f(double{});
+    case DType::BFloat16:
+      return f(bfloat16{});
+    case DType::Float16:
+      return f(float16{});
+    case DType::Int64:
+      return f(int64_t{});
+    case DType::Bool:
+      return f(bool{});
   }
   throw std::invalid_argument(std::string(op) + ": unsupported dtype");
 }

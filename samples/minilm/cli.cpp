@@ -29,11 +29,11 @@ double parse_double(const std::string& flag, const std::string& s) {
   return v;
 }
 
+// The shortest text that reads back as the same double: exact in checkpoints, tidy in --help.
 std::string format_double(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
 }
 
 struct Option {
@@ -254,7 +254,11 @@ std::string usage() {
     std::string left = "  --" + o.name;
     if (o.metavar.empty() && o.get) left += ", --no-" + o.name;  // a toggle
     if (!o.metavar.empty()) left += " " + o.metavar;
-    os << left << std::string(left.size() < 34 ? 34 - left.size() : 1, ' ') << o.help;
+    const size_t column = 30;
+    os << left
+       << (left.size() < column ? std::string(column - left.size(), ' ')
+                                : "\n" + std::string(column, ' '))
+       << o.help;
     if (!o.metavar.empty() && o.get && o.run_setting && !values.at(o.name).empty())
       os << " [" << values.at(o.name) << "]";
     os << "\n";

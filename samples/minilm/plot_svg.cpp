@@ -21,6 +21,12 @@ std::string num(double v, int digits = 1) {
   return buf;
 }
 
+std::string label(double v) {  // 0.5, 1, 1.5, 20
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 // Maps steps and losses to pixels: linear in the step, logarithmic in the loss.
 struct Axes {
   double x0, x1, y0, y1;  // data ranges; y as losses
@@ -40,22 +46,15 @@ std::string polyline(const std::vector<std::pair<double, double>>& points, const
   return s + "\"/>\n";
 }
 
-// Round numbers between lo and hi for the loss axis: 1, 2, 5 per decade, or finer when the
-// range spans less than a decade.
+// Round numbers between lo and hi for the loss axis, denser the narrower the range.
 std::vector<double> loss_ticks(double lo, double hi) {
+  const std::vector<double> mantissas = hi / lo < 8 ? std::vector<double>{1, 1.5, 2, 3, 4, 5, 6, 8}
+                                        : hi / lo < 40 ? std::vector<double>{1, 1.5, 2, 3, 5, 7}
+                                                       : std::vector<double>{1, 2, 5};
   std::vector<double> ticks;
-  const double mantissas_coarse[] = {1, 2, 5};
-  const double mantissas_fine[] = {1, 1.5, 2, 3, 4, 5, 6, 8};
-  const bool fine = hi / lo < 8;
-  for (double decade = std::pow(10.0, std::floor(std::log10(lo))); decade <= hi; decade *= 10) {
-    if (fine) {
-      for (double m : mantissas_fine)
-        if (m * decade >= lo && m * decade <= hi) ticks.push_back(m * decade);
-    } else {
-      for (double m : mantissas_coarse)
-        if (m * decade >= lo && m * decade <= hi) ticks.push_back(m * decade);
-    }
-  }
+  for (double decade = std::pow(10.0, std::floor(std::log10(lo))); decade <= hi; decade *= 10)
+    for (double m : mantissas)
+      if (m * decade >= lo && m * decade <= hi) ticks.push_back(m * decade);
   return ticks;
 }
 
@@ -98,7 +97,7 @@ void write_loss_plot(const std::filesystem::path& path, const History& h,
     svg << "<line x1=\"" << kLeft << "\" x2=\"" << kWidth - kRight << "\" y1=\"" << num(a.y(t))
         << "\" y2=\"" << num(a.y(t)) << "\" stroke=\"#e4e4e4\"/>\n"
         << "<text x=\"" << kLeft - 6 << "\" y=\"" << num(a.y(t) + 4) << "\" text-anchor=\"end\">"
-        << (t < 1 ? num(t, 2) : num(t, t < 10 ? 1 : 0)) << "</text>\n";
+        << label(t) << "</text>\n";
   }
   for (double t : step_ticks(last_step)) {
     svg << "<line x1=\"" << num(a.x(t)) << "\" x2=\"" << num(a.x(t)) << "\" y1=\"" << kTop
@@ -111,17 +110,20 @@ void write_loss_plot(const std::filesystem::path& path, const History& h,
       << "<text x=\"" << (kLeft + kWidth - kRight) / 2 << "\" y=\"" << kHeight - 12
       << "\" text-anchor=\"middle\">step</text>\n";
 
-  // Curves: raw training loss faint, its moving average bold, validation with markers.
+  // Curves: raw training loss faint, its centred moving average bold (a trailing average
+  // would lag the steep start), validation with markers.
   std::vector<std::pair<double, double>> raw, smooth, val;
-  const size_t stride = std::max<size_t>(1, h.train.size() / 1500);
-  double ema = 0;
-  for (size_t i = 0; i < h.train.size(); ++i) {
-    const auto& p = h.train[i];
-    ema = i == 0 ? p.loss : 0.9 * ema + 0.1 * p.loss;
-    if (i % stride == 0 || i + 1 == h.train.size()) {
-      raw.emplace_back(double(p.step), p.loss);
-      smooth.emplace_back(double(p.step), ema);
-    }
+  const size_t n = h.train.size(), stride = std::max<size_t>(1, n / 1500);
+  const size_t half = std::clamp<size_t>(n / 100, 1, 25);
+  std::vector<size_t> shown;
+  for (size_t i = 0; i < n; i += stride) shown.push_back(i);
+  if (n > 0 && shown.back() != n - 1) shown.push_back(n - 1);
+  for (size_t i : shown) {
+    const size_t from = i > half ? i - half : 0, to = std::min(n, i + half + 1);
+    double sum = 0;
+    for (size_t j = from; j < to; ++j) sum += h.train[j].loss;
+    raw.emplace_back(double(h.train[i].step), h.train[i].loss);
+    smooth.emplace_back(double(h.train[i].step), sum / double(to - from));
   }
   for (const auto& p : h.val) val.emplace_back(double(p.step), p.loss);
   if (floor) {
@@ -134,6 +136,10 @@ void write_loss_plot(const std::filesystem::path& path, const History& h,
   for (const auto& [step, loss] : val)
     svg << "<circle cx=\"" << num(a.x(step)) << "\" cy=\"" << num(a.y(loss))
         << "\" r=\"3\" fill=\"#e07020\"/>\n";
+  if (!val.empty())  // the figure a user looks for: the final validation loss
+    svg << "<text x=\"" << num(a.x(val.back().first) - 4) << "\" y=\""
+        << num(a.y(val.back().second) - 10) << "\" text-anchor=\"end\" fill=\"#e07020\">"
+        << num(val.back().second, 4) << "</text>\n";
 
   // Legend, top right.
   struct Entry {

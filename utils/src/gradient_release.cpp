@@ -6,9 +6,12 @@
 
 namespace optimi::utils {
 
-void prepare_for_gradient_release(nn::Module& model, optim::Optimizer& optimizer, bool ignore_existing_hooks) {
+void prepare_for_gradient_release(nn::Module& model, optim::Optimizer& optimizer,
+                                  bool ignore_existing_hooks) {
   if (!optimizer.gradient_release())
-    throw std::invalid_argument("prepare_for_gradient_release: `optimizer` must be initialized with `gradient_release=True`");
+    throw std::invalid_argument(
+        "prepare_for_gradient_release: `optimizer` must be initialized with "
+        "`gradient_release=True`");
   std::vector<RemovableHandle> handles;
   for (Tensor& p : model.parameters()) {
     if (!p.requires_grad()) continue;

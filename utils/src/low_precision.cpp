@@ -15,7 +15,8 @@ bool ModuleTypes::matches(const nn::Module& m) const {
 Fp32Buffers::Fp32Buffers(std::vector<std::string> keywords, ModuleTypes types)
     : keywords_(std::move(keywords)), types_(std::move(types)) {
   for (std::string& k : keywords_)
-    std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    std::transform(k.begin(), k.end(), k.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
 }
 
 bool Fp32Buffers::matches(const std::string& qualified_name, const nn::Module& m) const {

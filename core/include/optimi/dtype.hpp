@@ -13,8 +13,8 @@ enum class DType { Float32, Float16, BFloat16, Int64, Float64, Bool };
 std::string_view dtype_name(DType);  // "float32", "bfloat16", ...
 bool is_floating_point(DType);
 int64_t element_size(DType);
-// PyTorch's promotion for two tensor operands (float64 > float32 > {bfloat16, float16} > int64 > bool;
-// bfloat16 with float16 gives float32).
+// PyTorch's promotion for two tensor operands (float64 > float32 > {bfloat16, float16} > int64 >
+// bool; bfloat16 with float16 gives float32).
 DType promote_types(DType a, DType b);
 
 // Storage types of the 16-bit floats. Conversions compute through float32 and round to nearest,
@@ -45,7 +45,9 @@ OPTIMI_HD uint32_t float_to_bits(float f) {
 #endif
 }
 
-OPTIMI_HD float to_float(bfloat16 h) { return bits_to_float(uint32_t(h.bits) << 16); }
+OPTIMI_HD float to_float(bfloat16 h) {
+  return bits_to_float(uint32_t(h.bits) << 16);
+}
 OPTIMI_HD bfloat16 to_bfloat16(float f) {
   uint32_t u = float_to_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return bfloat16{uint16_t((u >> 16) | 0x40)};  // quiet NaN

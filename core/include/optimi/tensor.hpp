@@ -5,8 +5,8 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "optimi/device.hpp"
@@ -34,8 +34,8 @@ struct TensorImpl {
 
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;
-  std::shared_ptr<autograd::Node> grad_fn;            // null for leaves
-  std::weak_ptr<autograd::Node> grad_accumulator;     // leaves only, created on demand
+  std::shared_ptr<autograd::Node> grad_fn;         // null for leaves
+  std::weak_ptr<autograd::Node> grad_accumulator;  // leaves only, created on demand
   std::vector<std::pair<uint64_t, PostAccumulateGradHook>> post_accumulate_grad_hooks;
   uint64_t next_hook_id = 0;
 };
@@ -43,7 +43,8 @@ struct TensorImpl {
 class RemovableHandle {
  public:
   RemovableHandle() = default;
-  RemovableHandle(std::weak_ptr<TensorImpl> tensor, uint64_t id) : tensor_(std::move(tensor)), id_(id) {}
+  RemovableHandle(std::weak_ptr<TensorImpl> tensor, uint64_t id)
+      : tensor_(std::move(tensor)), id_(id) {}
   void remove();  // idempotent; safe after the tensor is gone
 
  private:
@@ -71,7 +72,7 @@ class Tensor {
   // Float64 values (gradient checks). A template so that a braced list of floats picks the
   // float overload above instead of being ambiguous.
   template <class V>
-    requires std::same_as<V, std::vector<double>>
+  requires std::same_as<V, std::vector<double>>
   static Tensor from_vector(const V& values, Shape shape, DType dtype = DType::Float64,
                             Device device = Device::cpu()) {
     return from_doubles(values, std::move(shape), dtype, device);
@@ -80,7 +81,7 @@ class Tensor {
                              Device = Device::cpu());
   // Int64 values. Also a template: `from_vector({1.5f, 2.0f}, {2})` must not be ambiguous.
   template <class V>
-    requires std::same_as<V, std::vector<int64_t>>
+  requires std::same_as<V, std::vector<int64_t>>
   static Tensor from_vector(const V& values, Shape shape, Device device = Device::cpu()) {
     return from_int64s(values, std::move(shape), device);
   }

@@ -27,9 +27,11 @@ class ModuleTypes {
 
 template <class... M>
 ModuleTypes module_types() {
-  static_assert((std::is_base_of_v<nn::Module, M> && ...), "module_types: every M must derive from nn::Module");
+  static_assert((std::is_base_of_v<nn::Module, M> && ...),
+                "module_types: every M must derive from nn::Module");
   ModuleTypes t;
-  (t.checks_.push_back([](const nn::Module& m) { return dynamic_cast<const M*>(&m) != nullptr; }), ...);
+  (t.checks_.push_back([](const nn::Module& m) { return dynamic_cast<const M*>(&m) != nullptr; }),
+   ...);
   return t;
 }
 
@@ -39,7 +41,8 @@ ModuleTypes module_types() {
 class Fp32Buffers {
  public:
   Fp32Buffers() = default;  // none
-  Fp32Buffers(std::initializer_list<std::string> keywords) : Fp32Buffers(std::vector<std::string>(keywords)) {}
+  Fp32Buffers(std::initializer_list<std::string> keywords)
+      : Fp32Buffers(std::vector<std::string>(keywords)) {}
   Fp32Buffers(ModuleTypes types) : types_(std::move(types)) {}
   Fp32Buffers(std::vector<std::string> keywords, ModuleTypes types = {});
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Times bench/minilm against ../shared/reference/minilm_torch.py (PyTorch eager, 2 threads) on
+# the configurations of benchmarks.md section 2, in one run, and prints the ratios.
+# Usage: bench/compare_torch.sh [build dir]   (needs python3-torch and libopenblas0-openmp)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+ours=$build/bench/minilm
+ref=$root/../shared/reference/minilm_torch.py
+[ -x "$ours" ] || { echo "compare_torch: build bench/minilm first ($ours)"; exit 2; }
+python3 -c "import torch" 2>/dev/null || { echo "compare_torch: python3-torch is missing (apt-get install python3-torch libopenblas0-openmp)"; exit 2; }
+export OMP_NUM_THREADS=2
+
+# Prints "<median ms> <peak RSS MB>" for one command.
+measure() {
+  local out rss
+  out=$( { /usr/bin/time -f "RSS %M" "$@"; } 2>&1 )
+  rss=$(echo "$out" | awk '/^RSS/ {print $2 / 1024}')
+  echo "$(echo "$out" | sed -n 's/.*median step=\([0-9.]*\) ms.*/\1/p') $rss"
+}
+
+printf "%-6s %-9s %12s %12s %8s %12s %12s %8s\n" config dtype "ours ms" "torch ms" ratio "ours MB" "torch MB" "mem"
+for config in "seed:--d 20 --layers 1 --heads 2 --seq 64 --batch 8" "small:--d 256 --layers 4 --heads 4 --seq 128 --batch 16"; do
+  name=${config%%:*}
+  flags=${config#*:}
+  for dtype in float32 bfloat16; do
+    read -r ours_ms ours_mb < <(measure "$ours" $flags --dtype "$dtype")
+    read -r torch_ms torch_mb < <(measure python3 "$ref" $flags --dtype "$dtype" --threads 2)
+    awk -v n="$name" -v d="$dtype" -v a="$ours_ms" -v b="$torch_ms" -v c="$ours_mb" -v e="$torch_mb" \
+      'BEGIN { printf "%-6s %-9s %12.1f %12.1f %8.2f %12.1f %12.1f %8.2f\n", n, d, a, b, a / b, c, e, c / e }'
+  done
+done
