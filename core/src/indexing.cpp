@@ -1,7 +1,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/cpu/index.hpp"
+#include "kernels/index.hpp"
 #include "optimi/autograd.hpp"
 #include "optimi/ops.hpp"
 
@@ -24,9 +24,9 @@ Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
     throw std::invalid_argument("index_select: index must be 0-D or 1-D, got shape " +
                                 shape_str(index.shape()));
   }
-  if (!t.device().is_cpu() || !index.device().is_cpu()) {
-    throw std::invalid_argument("index_select: only cpu tensors are supported, got " +
-                                t.device().str() + " and index on " + index.device().str());
+  if (t.device() != index.device()) {
+    throw std::invalid_argument("index_select: tensor on " + t.device().str() +
+                                " and index on " + index.device().str());
   }
   if (t.dim() == 0) {
     throw std::invalid_argument("index_select: expected a tensor with at least one dimension");
@@ -34,7 +34,8 @@ Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
   dim = normalize_dim("index_select", dim, t.dim());
   Tensor idx = index.contiguous();
   int64_t size = t.shape()[size_t(dim)];
-  const int64_t* values = idx.data<int64_t>();
+  const Tensor host_idx = idx.to(Device::cpu());  // the bounds are checked on the host
+  const int64_t* values = host_idx.data<int64_t>();
   for (int64_t j = 0; j < idx.numel(); ++j) {
     if (values[j] < 0 || values[j] >= size) {
       throw std::invalid_argument("index_select: index " + std::to_string(values[j]) +
@@ -47,13 +48,13 @@ Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
   Tensor out = Tensor::empty(shape, t.dtype(), t.device());
   {
     NoGradGuard no_grad;
-    kernels::cpu::index_select(t.contiguous(), dim, idx, out);
+    kernels::index_select(t.contiguous(), dim, idx, out);
   }
   autograd::record(
       "index_select", {t}, out,
       [input_shape = t.shape(), dim, idx](const Tensor& grad, const std::vector<bool>&) {
         Tensor g = Tensor::zeros(input_shape, accumulate_dtype(grad.dtype()), grad.device());
-        kernels::cpu::index_add(g, dim, idx, grad.to(g.dtype()).contiguous());
+        kernels::index_add(g, dim, idx, grad.to(g.dtype()).contiguous());
         return std::vector<Tensor>{g};
       });
   return out;

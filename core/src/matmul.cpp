@@ -2,7 +2,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/cpu/gemm.hpp"
+#include "kernels/gemm.hpp"
 #include "optimi/autograd.hpp"
 #include "optimi/ops.hpp"
 
@@ -32,7 +32,6 @@ void check_operands(const Tensor& a, const Tensor& b) {
   if (a.device() != b.device()) {
     fail(a, b, "expected one device, got " + a.device().str() + " and " + b.device().str());
   }
-  if (!a.device().is_cpu()) fail(a, b, "no matmul kernel for " + a.device().str());
   int64_t k_a = a.shape().back();
   int64_t k_b = b.dim() == 1 ? b.shape()[0] : b.shape()[size_t(b.dim() - 2)];
   if (k_a != k_b) {
@@ -81,14 +80,14 @@ Tensor product(const Tensor& a, const Tensor& b, const Shape& batch) {
   if (b.dim() == 2) {
     // A stack of matrices times one matrix is one tall GEMM.
     Tensor c = Tensor::empty({shape_numel(batch) * m, n}, a.dtype(), a.device());
-    kernels::cpu::gemm(stack_rows(a), b, c);
+    kernels::gemm(stack_rows(a), b, c);
     return c.view(shape);
   }
   Shape a_shape = batch, b_shape = batch;
   a_shape.insert(a_shape.end(), {m, k});
   b_shape.insert(b_shape.end(), {k, n});
   Tensor c = Tensor::empty(shape, a.dtype(), a.device());
-  kernels::cpu::gemm(a.expand(a_shape), b.expand(b_shape), c);
+  kernels::gemm(a.expand(a_shape), b.expand(b_shape), c);
   return c;
 }
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/nn_kernels.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/nn.hpp"
 #include "optimi/autograd.hpp"
 #include "optimi/ops.hpp"
 #include "optimi/random.hpp"
@@ -15,7 +15,6 @@
 namespace optimi::nn::functional {
 namespace {
 
-namespace cpu = kernels::cpu;
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
 
@@ -40,11 +39,12 @@ void require_int64(const char* op, const Tensor& t, const char* name) {
     fail(op, std::string(name) + " must be int64, got " + std::string(dtype_name(t.dtype())));
 }
 
-// The fused kernels of this file run on the CPU; every operand must be there.
-void require_cpu(const char* op, const std::vector<Tensor>& tensors) {
+// The fused kernels run on the device of their operands, which must all be on one.
+void require_same_device(const char* op, const std::vector<Tensor>& tensors) {
   for (const Tensor& t : tensors) {
-    if (t.defined() && !t.device().is_cpu())
-      fail(op, "has no kernel for tensors on " + t.device().str() + " yet");
+    if (t.defined() && t.device() != tensors.front().device())
+      fail(op, "expected all tensors on " + tensors.front().device().str() + ", got one on " +
+                   t.device().str());
   }
 }
 
@@ -74,7 +74,8 @@ Tensor activation(const char* op, const Tensor& x, kernels::UnaryOp forward,
 }
 
 void check_targets(const char* op, const Tensor& targets, int64_t classes) {
-  const int64_t* t = targets.data<int64_t>();
+  const Tensor host = targets.to(Device::cpu());  // checked on the host
+  const int64_t* t = host.data<int64_t>();
   for (int64_t i = 0; i < targets.numel(); ++i) {
     if (t[i] < 0 || t[i] >= classes)
       fail(op, "target " + std::to_string(t[i]) + " at position " + std::to_string(i) +
@@ -84,7 +85,7 @@ void check_targets(const char* op, const Tensor& targets, int64_t classes) {
 
 Tensor softmax_impl(const char* op, const Tensor& x, int64_t dim, bool log) {
   require_floating(op, x, "input");
-  require_cpu(op, {x});
+  require_same_device(op, {x});
   const int64_t d = normalize_dim(op, dim, x.dim());
   const Shape& shape = x.shape();
   int64_t outer = 1, inner = 1;
@@ -92,11 +93,12 @@ Tensor softmax_impl(const char* op, const Tensor& x, int64_t dim, bool log) {
   for (int64_t i = d + 1; i < x.dim(); ++i) inner *= shape[i];
   const int64_t size = x.dim() == 0 ? 1 : shape[d];
   Tensor y = empty_like_shape(x);
-  cpu::softmax_forward(operand(x), y, outer, size, inner, log);
+  kernels::softmax_forward(operand(x), y, outer, size, inner, log);
   autograd::record(op, {x}, y,
                    [y = y.detach(), outer, size, inner, log](const Tensor& g, const Needs&) {
                      Tensor dx = empty_like_shape(y);
-                     cpu::softmax_backward(operand(g, y.dtype()), y, dx, outer, size, inner, log);
+                     kernels::softmax_backward(operand(g, y.dtype()), y, dx, outer, size, inner,
+                                               log);
                      return Grads{dx};
                    });
   return y;
@@ -129,12 +131,13 @@ Tensor embedding(const Tensor& indices, const Tensor& weight) {
   const char* op = "embedding";
   require_int64(op, indices, "indices");
   require_floating(op, weight, "weight");
-  require_cpu(op, {indices, weight});
+  require_same_device(op, {indices, weight});
   if (weight.dim() != 2) fail(op, "weight must be 2-D, got shape " + shape_str(weight.shape()));
   const int64_t num = weight.shape()[0];
   const int64_t dim = weight.shape()[1];
   Tensor idx = operand(indices);
-  const int64_t* ip = idx.data<int64_t>();
+  const Tensor host_idx = idx.to(Device::cpu());  // checked on the host
+  const int64_t* ip = host_idx.data<int64_t>();
   for (int64_t i = 0; i < idx.numel(); ++i) {
     if (ip[i] < 0 || ip[i] >= num)
       fail(op, "index " + std::to_string(ip[i]) + " is out of range for a weight with " +
@@ -143,12 +146,12 @@ Tensor embedding(const Tensor& indices, const Tensor& weight) {
   Shape out_shape = indices.shape();
   out_shape.push_back(dim);
   Tensor out = Tensor::empty(out_shape, weight.dtype(), weight.device());
-  cpu::embedding_forward(idx, operand(weight), out);
+  kernels::embedding_forward(idx, operand(weight), out);
   autograd::record(
       op, {weight}, out,
       [idx, wshape = weight.shape(), wdtype = weight.dtype()](const Tensor& g, const Needs&) {
-        Tensor gw = Tensor::zeros(wshape, cpu::compute_dtype(wdtype));
-        cpu::embedding_backward(operand(g, wdtype), idx, gw);
+        Tensor gw = Tensor::zeros(wshape, kernels::compute_dtype(wdtype), idx.device());
+        kernels::embedding_backward(operand(g, wdtype), idx, gw);
         return Grads{gw};
       });
   return out;
@@ -185,7 +188,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   require_floating(op, x, "input");
   if (weight.defined()) require_floating(op, weight, "weight");
   if (bias.defined()) require_floating(op, bias, "bias");
-  require_cpu(op, {x, weight, bias});
+  require_same_device(op, {x, weight, bias});
   const int64_t k = static_cast<int64_t>(normalized_shape.size());
   const Shape& xs = x.shape();
   if (k == 0 || x.dim() < k ||
@@ -200,24 +203,25 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                  shape_str(normalized_shape));
   if (!(eps >= 0)) fail(op, "eps must be non-negative, got " + std::to_string(eps));
 
-  const DType ct = cpu::compute_dtype(x.dtype());
+  const DType ct = kernels::compute_dtype(x.dtype());
   const int64_t cols = shape_numel(normalized_shape);
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
   Tensor xc = operand(x);
   Tensor wc = weight.defined() ? operand(weight, ct) : Tensor();
   Tensor bc = bias.defined() ? operand(bias, ct) : Tensor();
   Tensor y = empty_like_shape(x);
-  Tensor mean = Tensor::empty({rows}, ct);
-  Tensor rstd = Tensor::empty({rows}, ct);
-  cpu::layer_norm_forward(xc, wc, bc, eps, y, mean, rstd);
+  Tensor mean = Tensor::empty({rows}, ct, x.device());
+  Tensor rstd = Tensor::empty({rows}, ct, x.device());
+  kernels::layer_norm_forward(xc, wc, bc, eps, y, mean, rstd);
   autograd::record(op, {x, weight, bias}, y,
                    [xc, wc, mean, rstd, normalized_shape](const Tensor& g, const Needs& needs) {
                      const DType ct = mean.dtype();
                      Tensor dx = needs[0] ? empty_like_shape(xc) : Tensor();
-                     Tensor dw = needs[1] ? Tensor::empty(normalized_shape, ct) : Tensor();
-                     Tensor db = needs[2] ? Tensor::empty(normalized_shape, ct) : Tensor();
-                     cpu::layer_norm_backward(operand(g, xc.dtype()), xc, mean, rstd, wc, dx, dw,
-                                              db);
+                     const Device device = xc.device();
+                     Tensor dw = needs[1] ? Tensor::empty(normalized_shape, ct, device) : Tensor();
+                     Tensor db = needs[2] ? Tensor::empty(normalized_shape, ct, device) : Tensor();
+                     kernels::layer_norm_backward(operand(g, xc.dtype()), xc, mean, rstd, wc, dx,
+                                                  dw, db);
                      return Grads{dx, dw, db};
                    });
   return y;
@@ -228,15 +232,15 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   require_floating(op, x, "input");
   if (!(p >= 0 && p < 1)) fail(op, "p must be in [0, 1), got " + std::to_string(p));
   if (!training || p == 0) return x;
-  require_cpu(op, {x});
+  require_same_device(op, {x});
   Tensor mask = Tensor::empty(x.shape(), DType::Bool, x.device());
-  cpu::dropout_mask(mask, p, default_generator());
+  kernels::dropout_mask(mask, p, default_generator());
   const double scale = 1.0 / (1.0 - p);
   Tensor out = empty_like_shape(x);
-  cpu::dropout_apply(operand(x), mask, scale, out);
+  kernels::dropout_apply(operand(x), mask, scale, out);
   autograd::record(op, {x}, out, [mask, scale, dtype = x.dtype()](const Tensor& g, const Needs&) {
-    Tensor dx = Tensor::empty(mask.shape(), dtype);
-    cpu::dropout_apply(operand(g, dtype), mask, scale, dx);
+    Tensor dx = Tensor::empty(mask.shape(), dtype, mask.device());
+    kernels::dropout_apply(operand(g, dtype), mask, scale, dx);
     return Grads{dx};
   });
   return out;
@@ -246,7 +250,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
   const char* op = "cross_entropy";
   require_floating(op, logits, "logits");
   require_int64(op, targets, "targets");
-  require_cpu(op, {logits, targets});
+  require_same_device(op, {logits, targets});
   if (logits.dim() < 1 ||
       Shape(logits.shape().begin(), logits.shape().end() - 1) != targets.shape())
     fail(op, "logits of shape " + shape_str(logits.shape()) +
@@ -257,12 +261,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
   Tensor tc = operand(targets);
   check_targets(op, tc, classes);
   Tensor lc = operand(logits);
-  Tensor lse = Tensor::empty({rows}, cpu::compute_dtype(logits.dtype()));
-  const double total = cpu::cross_entropy_forward(lc, tc, lse);
-  Tensor loss = Tensor::full({}, total / double(rows), logits.dtype());
+  Tensor lse = Tensor::empty({rows}, kernels::compute_dtype(logits.dtype()), logits.device());
+  const double total = kernels::cross_entropy_forward(lc, tc, lse);
+  Tensor loss = Tensor::full({}, total / double(rows), logits.dtype(), logits.device());
   autograd::record(op, {logits}, loss, [lc, tc, lse, rows](const Tensor& g, const Needs&) {
     Tensor grad = empty_like_shape(lc);
-    cpu::cross_entropy_backward(lc, tc, lse, g.item() / double(rows), grad);
+    kernels::cross_entropy_backward(lc, tc, lse, g.item() / double(rows), grad);
     return Grads{grad};
   });
   return loss;
@@ -272,7 +276,7 @@ Tensor mse_loss(const Tensor& input, const Tensor& target) {
   const char* op = "mse_loss";
   require_floating(op, input, "input");
   require_floating(op, target, "target");
-  require_cpu(op, {input, target});
+  require_same_device(op, {input, target});
   if (input.shape() != target.shape())
     fail(op, "input of shape " + shape_str(input.shape()) + " and target of shape " +
                  shape_str(target.shape()) + " differ");
@@ -284,11 +288,11 @@ Tensor mse_loss(const Tensor& input, const Tensor& target) {
   Tensor ac = operand(a);
   Tensor bc = operand(b);
   const double n = double(a.numel());
-  Tensor loss = Tensor::full({}, cpu::mse_forward(ac, bc) / n, dtype);
+  Tensor loss = Tensor::full({}, kernels::mse_forward(ac, bc) / n, dtype, input.device());
   autograd::record(op, {a, b}, loss, [ac, bc, n](const Tensor& g, const Needs& needs) {
     Tensor ga = needs[0] ? empty_like_shape(ac) : Tensor();
     Tensor gb = needs[1] ? empty_like_shape(bc) : Tensor();
-    cpu::mse_backward(ac, bc, 2.0 * g.item() / n, ga, gb);
+    kernels::mse_backward(ac, bc, 2.0 * g.item() / n, ga, gb);
     return Grads{ga, gb};
   });
   return loss;
@@ -300,7 +304,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   require_floating(op, q, "query");
   require_floating(op, k, "key");
   require_floating(op, v, "value");
-  require_cpu(op, {q, k, v});
+  require_same_device(op, {q, k, v});
   if (q.dtype() != k.dtype() || q.dtype() != v.dtype())
     fail(op, "query, key and value must share a dtype, got " + std::string(dtype_name(q.dtype())) +
                  ", " + std::string(dtype_name(k.dtype())) + " and " +
@@ -328,16 +332,16 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   out_shape[nd - 1] = vs[nd - 1];
   Shape probs_shape = qs;
   probs_shape[nd - 1] = ks[nd - 2];
-  Tensor out = Tensor::empty(out_shape, dtype);
-  Tensor probs = Tensor::empty(probs_shape, cpu::compute_dtype(dtype));
-  cpu::attention_forward(qc, kc, vc, s, is_causal, out, probs);
+  Tensor out = Tensor::empty(out_shape, dtype, q.device());
+  Tensor probs = Tensor::empty(probs_shape, kernels::compute_dtype(dtype), q.device());
+  kernels::attention_forward(qc, kc, vc, s, is_causal, out, probs);
   autograd::record(op, {q, k, v}, out,
                    [qc, kc, vc, probs, s, is_causal](const Tensor& g, const Needs&) {
                      Tensor gq = empty_like_shape(qc);
                      Tensor gk = empty_like_shape(kc);
                      Tensor gv = empty_like_shape(vc);
-                     cpu::attention_backward(rows_operand(g, qc.dtype()), qc, kc, vc, probs, s,
-                                             is_causal, gq, gk, gv);
+                     kernels::attention_backward(rows_operand(g, qc.dtype()), qc, kc, vc, probs, s,
+                                                 is_causal, gq, gk, gv);
                      return Grads{gq, gk, gv};
                    });
   return out;

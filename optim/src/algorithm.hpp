@@ -9,7 +9,7 @@
 #include <variant>
 #include <vector>
 
-#include "kernels/cpu/optimizers.hpp"
+#include "kernels/optimizer_launch.hpp"
 #include "kernels/optimizers.hpp"
 #include "optimi/tensor.hpp"
 
@@ -139,11 +139,7 @@ KernelLaunch prepare_launch(const Tensor& param, const Tensor& grad,
 // launch. Returns the per-parameter sums of a reducing op.
 template <class Op>
 std::vector<double> launch(std::span<const Op> ops, const KernelLaunch& k) {
-  if (!k.device.is_cpu()) {
-    throw std::invalid_argument("optimizer step: no optimizer kernels for " + k.device.str() +
-                                " tensors in this build");
-  }
-  return kernels::cpu::launch(ops, std::span<const kernels::KernelArgs>(k.tensors));
+  return kernels::launch(k.device, ops, std::span<const kernels::KernelArgs>(k.tensors));
 }
 
 // The same op for every parameter.

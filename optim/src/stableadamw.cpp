@@ -1,6 +1,5 @@
 #include "optimi/optim/stableadamw.hpp"
 
-#include <cmath>
 
 #include "optim/src/algorithm.hpp"
 
@@ -19,25 +18,16 @@ class StableAdamWAlgorithm final : public detail::Algorithm {
   std::vector<std::string> buffers() const override { return {"exp_avg", "exp_avg_sq"}; }
 
   // Two passes: the moments and the per-tensor RMS of g / sqrt(max(v̂, eps²)), then decay with
-  // the clipped lr_t = lr / max(1, RMS) and the update from the stored moments (spec 2.8).
+  // the clipped lr_t = lr / max(1, RMS) and the update from the stored moments (spec 2.8). The
+  // clipping runs where the parameters are, so a CUDA step needs no host round trip.
   void update(const detail::StepBatch& b) const override {
     detail::KernelLaunch k = detail::prepare_launch(b);
     float eps = static_cast<float>(o_.eps);
     kernels::StableAdamWMoments moments{detail::adam_moments(o_.betas[0], o_.betas[1], b.t),
                                         eps * eps};
-    std::vector<double> sums = detail::launch(moments, k);
-    if (!b.update) return;
-    std::vector<kernels::StableAdamWUpdate> updates;
-    for (size_t i = 0; i < sums.size(); ++i) {
-      double rms = std::sqrt(sums[i] / static_cast<double>(b.params[i].param.numel()));
-      double lr = b.group.lr / (rms > 1.0 ? rms : 1.0);  // a NaN RMS leaves lr unclipped
-      kernels::WeightDecay decay;  // unlike the others, a factor of 0 is applied
-      if (b.group.weight_decay != 0.0) {
-        decay.factor = static_cast<float>(1.0 - decay_rate(lr, b.group.weight_decay));
-      }
-      updates.push_back({eps, static_cast<float>(-lr), decay});
-    }
-    detail::launch(std::span<const kernels::StableAdamWUpdate>(updates), k);
+    kernels::StableAdamWClip clip{b.group.lr, b.group.weight_decay, common.decouple_lr,
+                                  common.decouple_lr ? *common.max_lr : 0.0, eps};
+    kernels::stable_adamw_step(k.device, moments, clip, k.tensors, b.update);
   }
 
   std::vector<detail::Hyperparameter> hyperparameters() override {

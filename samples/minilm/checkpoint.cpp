@@ -35,10 +35,16 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
   try {
     RunState run;
     run.step = std::stoll(m.at(kStep));
+    if (run.step < 0) throw std::out_of_range("negative step " + m.at(kStep));
     run.rng_state = std::stoull(m.at(kRng));
     run.settings = nlohmann::json::parse(m.at(kSettings)).get<std::map<std::string, std::string>>();
     run.history = History::from_json(nlohmann::json::parse(m.at(kHistory)));
-    run.optimizer_file = path.parent_path() / m.at(kOptimizer);
+    // A bare name of our own pattern: the writer later deletes the file it names.
+    const std::string& name = m.at(kOptimizer);
+    if (std::filesystem::path(name).filename().string() != name ||
+        name.find(".optim-") == std::string::npos || !name.ends_with(".safetensors"))
+      throw std::out_of_range("bad optimizer file name '" + name + "'");
+    run.optimizer_file = path.parent_path() / name;
     c.run = std::move(run);
   } catch (const std::exception& e) {
     throw std::runtime_error("checkpoint " + path.string() + ": malformed run state (" + e.what() +

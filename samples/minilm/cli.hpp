@@ -12,7 +12,7 @@ namespace minilm {
 
 struct Config {
   // The run's settings: saved in checkpoints and restored by --resume unless given again.
-  int64_t steps = 500;
+  int64_t steps = 800;
   int64_t batch = 16;
   int64_t seq = 128;
   int64_t d_model = 128;
@@ -21,7 +21,7 @@ struct Config {
   bool rope = false;
   double lr = 3e-3;
   double weight_decay = 1e-5;
-  int64_t warmup = 50;
+  int64_t warmup = 80;
   std::string optimizer = "stableadamw";
   bool decouple_lr = true;
   std::string dtype = "float32";
