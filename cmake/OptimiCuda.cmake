@@ -3,7 +3,12 @@
 if(OPTIMI_CUDA STREQUAL "AUTO")
   include(CheckLanguage)
   check_language(CUDA)
-  set(OPTIMI_CUDA_ENABLED ${CMAKE_CUDA_COMPILER})
+  # ON/OFF rather than the compiler's path, which optimiConfig.cmake.in tests with if().
+  if(CMAKE_CUDA_COMPILER)
+    set(OPTIMI_CUDA_ENABLED ON)
+  else()
+    set(OPTIMI_CUDA_ENABLED OFF)
+  endif()
 elseif(OPTIMI_CUDA)
   set(OPTIMI_CUDA_ENABLED ON)
 else()

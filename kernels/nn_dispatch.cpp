@@ -84,9 +84,8 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
 void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& probs, double scale, bool causal, Tensor& grad_q,
                         Tensor& grad_k, Tensor& grad_v) {
-  OPTIMI_ROUTE(
-      "scaled_dot_product_attention", q,
-      attention_backward(grad_out, q, k, v, probs, scale, causal, grad_q, grad_k, grad_v));
+  OPTIMI_ROUTE("scaled_dot_product_attention", q,
+               attention_backward(grad_out, q, k, v, probs, scale, causal, grad_q, grad_k, grad_v));
 }
 
 #undef OPTIMI_ROUTE

@@ -38,13 +38,7 @@ void stable_adamw_step(Device device, const StableAdamWMoments& moments,
 #ifdef OPTIMI_WITH_CUDA
   if (device.is_cuda()) return cuda::stable_adamw_step(device, moments, clip, tensors, update);
 #endif
-  const std::vector<StableAdamWMoments> first(tensors.size(), moments);
-  const std::vector<double> sums = cpu::launch(std::span<const StableAdamWMoments>(first), tensors);
-  if (!update) return;
-  std::vector<StableAdamWUpdate> second;
-  second.reserve(tensors.size());
-  for (size_t i = 0; i < tensors.size(); ++i) second.push_back(clip.update(sums[i], tensors[i].numel));
-  cpu::launch(std::span<const StableAdamWUpdate>(second), tensors);
+  cpu::stable_adamw_step(moments, clip, tensors, update);
 }
 
 #define OPTIMI_INSTANTIATE(Op) \

@@ -14,15 +14,17 @@
 // when there is no device; OPTIMI_REQUIRE_CUDA covers running `optimi_tests "[cuda]"` by hand.
 namespace optimi::testing {
 
-#define OPTIMI_REQUIRE_CUDA()                 \
-  do {                                        \
-    if (!::optimi::cuda_is_available()) {     \
-      WARN("skipped: no CUDA device");        \
-      return;                                 \
-    }                                         \
+#define OPTIMI_REQUIRE_CUDA()             \
+  do {                                    \
+    if (!::optimi::cuda_is_available()) { \
+      WARN("skipped: no CUDA device");    \
+      return;                             \
+    }                                     \
   } while (0)
 
-inline Device gpu() { return Device::cuda(0); }
+inline Device gpu() {
+  return Device::cuda(0);
+}
 
 // max |a - b| <= atol + rtol * |b| elementwise, b the CPU reference; reports the worst element.
 inline void require_close(const Tensor& cuda, const Tensor& cpu, double rtol, double atol,
@@ -54,11 +56,16 @@ inline void require_close(const Tensor& cuda, const Tensor& cpu, double rtol, do
 // the 16-bit formats.
 inline double rtol_of(DType t) {
   switch (t) {
-    case DType::Float64: return 1e-10;
-    case DType::Float32: return 2e-5;
-    case DType::BFloat16: return 2e-2;
-    case DType::Float16: return 4e-3;
-    default: return 0;
+    case DType::Float64:
+      return 1e-10;
+    case DType::Float32:
+      return 2e-5;
+    case DType::BFloat16:
+      return 2e-2;
+    case DType::Float16:
+      return 4e-3;
+    default:
+      return 0;
   }
 }
 

@@ -47,7 +47,7 @@ run_bench() {  # name, binary, args...
   local name=$1 bin=$2
   shift 2
   if ! "$bin" --help 2>&1 | grep -q -- "--device"; then
-    echo "NOTE: bench/$name does not take --device yet; not measured on the GPU"
+    echo "NOTE: bench/$(basename "$bin") does not take --device yet; $name not measured on the GPU"
     status=1
     return
   fi

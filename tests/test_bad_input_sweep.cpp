@@ -198,6 +198,19 @@ TEST_CASE("sweep: item, backward, set_grad and copy_ check their operands", "[sw
   CHECK_INVALID(Tensor::from_vector(std::vector<int64_t>{1, 2}, {2}).requires_grad_(),
                 "requires_grad", "int64");
 
+  CHECK_INVALID(w.set_grad(Tensor::ones({2, 3}, DType::BFloat16)), "bfloat16", "float32");
+  CHECK_INVALID(w.register_post_accumulate_grad_hook(nullptr),
+                "register_post_accumulate_grad_hook");
+  CHECK_INVALID(Tensor::ones({2}).register_post_accumulate_grad_hook([](Tensor&) {}),
+                "register_post_accumulate_grad_hook");
+  CHECK_INVALID((w * 2.0).register_post_accumulate_grad_hook([](Tensor&) {}),
+                "register_post_accumulate_grad_hook");
+
+  // Values an integer tensor cannot hold.
+  CHECK_INVALID(Tensor::full({2}, kNaN, DType::Int64), "nan");
+  CHECK_INVALID(Tensor::full({2}, 1e30, DType::Int64), "full", "int64");
+  CHECK_INVALID(Tensor::zeros({2}, DType::Int64).fill_(kInf), "inf");
+
   Tensor dst = Tensor::zeros({2, 3});
   CHECK_INVALID(dst.copy_(Tensor::ones({4})), "copy_", "[4]", "[2, 3]");
   CHECK_INVALID(dst.copy_(Tensor::ones({3, 3})), "copy_", "[3, 3]", "[2, 3]");
@@ -607,4 +620,9 @@ TEST_CASE("sweep: utilities reject bad arguments", "[sweep]") {
   utils::prepare_for_gradient_release(model, released);
   CHECK_INVALID(utils::prepare_for_gradient_release(model, released), "hook");
   utils::remove_gradient_release(model);
+
+  // An empty warning handler cannot turn a warning into a crash.
+  WarningHandler previous = set_warning_handler(nullptr);
+  CHECK_NOTHROW(utils::remove_gradient_release(model));  // warns: no hooks left to remove
+  set_warning_handler(previous);
 }

@@ -21,8 +21,7 @@ TEST_CASE("a CUDA device index out of range is a clear std::invalid_argument", "
   if (!cuda_is_available()) return;  // without a device the next test covers the error
   const Device missing = Device::cuda(cuda::device_count());
   REQUIRE_THROWS_AS(Tensor::zeros({2}, DType::Float32, missing), std::invalid_argument);
-  REQUIRE_THROWS_WITH(Tensor::zeros({2}, DType::Float32, missing),
-                      Catch::Contains(missing.str()));
+  REQUIRE_THROWS_WITH(Tensor::zeros({2}, DType::Float32, missing), Catch::Contains(missing.str()));
   REQUIRE_THROWS_AS(Tensor::ones({2}).to(Device::cuda(-1)), std::invalid_argument);
 }
 

@@ -30,10 +30,10 @@ const std::vector<DType> kFloatTypes = {DType::Float32, DType::BFloat16, DType::
 TEST_CASE("cuda: copies between host and device in every dtype", "[cuda]") {
   OPTIMI_REQUIRE_CUDA();
   const Tensor x = randn({3, 5, 7}, 1) * 10.0;
-  for (DType from : {DType::Float32, DType::Float64, DType::BFloat16, DType::Float16,
-                     DType::Int64, DType::Bool}) {
-    for (DType to : {DType::Float32, DType::Float64, DType::BFloat16, DType::Float16,
-                     DType::Int64, DType::Bool}) {
+  for (DType from : {DType::Float32, DType::Float64, DType::BFloat16, DType::Float16, DType::Int64,
+                     DType::Bool}) {
+    for (DType to : {DType::Float32, DType::Float64, DType::BFloat16, DType::Float16, DType::Int64,
+                     DType::Bool}) {
       INFO(dtype_name(from) << " -> " << dtype_name(to));
       const Tensor src = x.to(from);
       Tensor on_gpu = src.to(to, gpu());
@@ -87,8 +87,8 @@ TEST_CASE("cuda: element-wise ops with broadcasting and strides", "[cuda]") {
     check_against_cpu([](const auto& x) { return x[0].transpose(0, 2) * 2.0; }, {a}, t, r, at);
     check_against_cpu([](const auto& x) { return x[0].exp() + x[1].log() + x[1].sqrt(); }, {a, p},
                       t, r, at);
-    check_against_cpu([](const auto& x) { return x[1].rsqrt() + x[0].tanh() + x[0].abs(); },
-                      {a, p}, t, r, at);
+    check_against_cpu([](const auto& x) { return x[1].rsqrt() + x[0].tanh() + x[0].abs(); }, {a, p},
+                      t, r, at);
     check_against_cpu([](const auto& x) { return -x[0].pow(2.0) + x[1].pow(1.5); }, {a, p}, t, r,
                       at);
     check_against_cpu([](const auto& x) { return F::relu(x[0]) + F::sigmoid(x[0]); }, {a}, t, r,
@@ -163,14 +163,18 @@ TEST_CASE("cuda: views, cat, split and index_select", "[cuda]") {
     const double r = rtol_of(t);
     check_against_cpu([](const auto& x) { return cat({x[0], x[1]}, 1); }, {a, b}, t, r, r);
     check_against_cpu([](const auto& x) { return split(x[0], 4, 1)[1] * 2.0; }, {a}, t, r, r);
-    check_against_cpu([](const auto& x) { return x[0].slice(1, 1, 6, 2).permute({2, 0, 1}); },
-                      {a}, t, r, r);
-    check_against_cpu([](const auto& x) { return index_select(x[0], 0, x[1]); }, {a, idx}, t, r,
-                      r);
-    check_against_cpu([](const auto& x) { return index_select(x[0], 1, x[1]); }, {a, idx}, t, r,
-                      r);
-    check_against_cpu([](const auto& x) { return x[0].select(2, 3).unsqueeze(0).expand({3, 4, 6}); },
-                      {a}, t, r, r);
+    check_against_cpu(
+        [](const auto& x) {
+          return x[0].slice(1, 1, 6, 2).permute({2, 0, 1});
+        },
+        {a}, t, r, r);
+    check_against_cpu([](const auto& x) { return index_select(x[0], 0, x[1]); }, {a, idx}, t, r, r);
+    check_against_cpu([](const auto& x) { return index_select(x[0], 1, x[1]); }, {a, idx}, t, r, r);
+    check_against_cpu(
+        [](const auto& x) {
+          return x[0].select(2, 3).unsqueeze(0).expand({3, 4, 6});
+        },
+        {a}, t, r, r);
   }
   REQUIRE_THROWS_AS(index_select(a.to(gpu()), 0, idx), std::invalid_argument);  // index on cpu
   REQUIRE_THROWS_AS(index_select(a.to(gpu()), 0, (idx + 10.0).to(gpu())), std::invalid_argument);
@@ -190,8 +194,11 @@ TEST_CASE("cuda: softmax, log_softmax and layer_norm", "[cuda]") {
     }
     check_against_cpu([](const auto& v) { return F::layer_norm(v[0], {33}, v[1], v[2]); },
                       {x, w, bias}, t, r, 4 * at);
-    check_against_cpu([](const auto& v) { return F::layer_norm(v[0], {5, 33}); }, {x}, t, r,
-                      4 * at);
+    check_against_cpu(
+        [](const auto& v) {
+          return F::layer_norm(v[0], {5, 33});
+        },
+        {x}, t, r, 4 * at);
   }
   // A float32 LayerNorm on bfloat16 activations, as to_low_precision leaves them.
   check_against_cpu(
@@ -213,13 +220,15 @@ TEST_CASE("cuda: embedding, cross_entropy and mse_loss", "[cuda]") {
   for (DType t : kFloatTypes) {
     INFO(dtype_name(t));
     const double r = 2 * rtol_of(t), at = 2 * rtol_of(t);
-    check_against_cpu([](const auto& v) { return F::embedding(v[1], v[0]); }, {weight, indices},
+    check_against_cpu([](const auto& v) { return F::embedding(v[1], v[0]); }, {weight, indices}, t,
+                      r, at);
+    check_against_cpu([](const auto& v) { return F::cross_entropy(v[0], v[1]); }, {logits, targets},
                       t, r, at);
-    check_against_cpu([](const auto& v) { return F::cross_entropy(v[0], v[1]); },
-                      {logits, targets}, t, r, at);
-    check_against_cpu([](const auto& v) { return F::cross_entropy(v[0].reshape({2, 3, 11}),
-                                                                  v[1].reshape({2, 3})); },
-                      {logits, targets}, t, r, at);
+    check_against_cpu(
+        [](const auto& v) {
+          return F::cross_entropy(v[0].reshape({2, 3, 11}), v[1].reshape({2, 3}));
+        },
+        {logits, targets}, t, r, at);
     check_against_cpu([](const auto& v) { return F::mse_loss(v[0], v[1]); }, {a, b}, t, r, at);
   }
   REQUIRE_THROWS_AS(F::cross_entropy(logits.to(gpu()), (targets + 20.0).to(gpu())),
@@ -274,8 +283,7 @@ TEST_CASE("cuda: scaled_dot_product_attention", "[cuda]") {
   // More queries than keys, a value width of its own, an explicit scale.
   check_against_cpu(
       [](const auto& v) { return F::scaled_dot_product_attention(v[0], v[1], v[2], true, 0.3); },
-      {randn({3, 7, 4}, 2), randn({3, 5, 4}, 3), randn({3, 5, 6}, 4)}, DType::Float32, 1e-4,
-      1e-4);
+      {randn({3, 7, 4}, 2), randn({3, 5, 4}, 3), randn({3, 5, 6}, 4)}, DType::Float32, 1e-4, 1e-4);
   check_against_cpu(
       [](const auto& v) { return F::scaled_dot_product_attention(v[0], v[1], v[2], false); },
       {randn({130, 4}, 5), randn({200, 4}, 6), randn({200, 3}, 7)}, DType::Float32, 1e-4, 1e-4);

@@ -81,10 +81,8 @@ double run_any(const Op& op, const KernelArgs& a, int64_t begin, int64_t end) {
   }
 }
 
-}  // namespace
-
-template <class Op>
-std::vector<double> launch(std::span<const Op> ops, std::span<const KernelArgs> tensors) {
+// Throws for storage types without kernels; returns the total number of elements.
+int64_t check_dtypes(std::span<const KernelArgs> tensors) {
   int64_t total = 0;
   for (const KernelArgs& a : tensors) {
     if (a.dtype != DType::Float32 && a.dtype != DType::BFloat16 && a.dtype != DType::Float16) {
@@ -94,33 +92,92 @@ std::vector<double> launch(std::span<const Op> ops, std::span<const KernelArgs> 
     }
     total += a.numel;
   }
+  return total;
+}
+
+// Static schedule: each thread takes the same contiguous share of every tensor, split on whole
+// cache lines.
+struct Share {
+  int64_t begin, end;
+};
+Share share_of(const KernelArgs& a, int64_t thread, int64_t threads) {
+  const int64_t line = 64 / element_size(a.dtype);
+  const int64_t block = ((a.numel + threads - 1) / threads + line - 1) / line * line;
+  const int64_t begin = std::min(a.numel, thread * block);
+  return {begin, std::min(a.numel, begin + block)};
+}
+
+// Per-thread partial sums, combined in thread order so that results do not depend on timing.
+class PartialSums {
+ public:
+  explicit PartialSums(size_t count)
+      : count_(count), sums_(size_t(omp_get_max_threads()) * count, 0.0) {}
+  double& at(int64_t thread, size_t k) { return sums_[size_t(thread) * count_ + k]; }
+  double total(size_t k) {  // slots of threads that did not run stay 0
+    double sum = 0.0;
+    for (size_t i = k; i < sums_.size(); i += count_) sum += sums_[i];
+    return sum;
+  }
+
+ private:
+  size_t count_;
+  std::vector<double> sums_;
+};
+
+}  // namespace
+
+template <class Op>
+std::vector<double> launch(std::span<const Op> ops, std::span<const KernelArgs> tensors) {
+  const int64_t total = check_dtypes(tensors);
   const size_t count = tensors.size();
   std::vector<double> sums(count, 0.0);
   if (total < kParallelThreshold) {
     for (size_t k = 0; k < count; ++k) sums[k] = run_any(ops[k], tensors[k], 0, tensors[k].numel);
     return sums;
   }
-  // Static schedule without barriers between tensors: each thread takes the same contiguous
-  // share of every tensor, split on whole cache lines. Partial sums are combined in thread order,
-  // so results do not depend on timing.
-  std::vector<std::vector<double>> partial(size_t(omp_get_max_threads()),
-                                           std::vector<double>(count, 0.0));
+  PartialSums partial(count);
+  // No barrier between tensors: a thread moves on as soon as its share of one is done.
 #pragma omp parallel
   {
     const int64_t threads = omp_get_num_threads();
     const int64_t id = omp_get_thread_num();
     for (size_t k = 0; k < count; ++k) {
-      const int64_t n = tensors[k].numel;
-      const int64_t line = 64 / element_size(tensors[k].dtype);
-      const int64_t block = ((n + threads - 1) / threads + line - 1) / line * line;
-      const int64_t begin = std::min(n, id * block);
-      partial[size_t(id)][k] = run_any(ops[k], tensors[k], begin, std::min(n, begin + block));
+      Share s = share_of(tensors[k], id, threads);
+      partial.at(id, k) = run_any(ops[k], tensors[k], s.begin, s.end);
     }
   }
-  for (const auto& thread_sums : partial) {
-    for (size_t k = 0; k < count; ++k) sums[k] += thread_sums[k];
-  }
+  for (size_t k = 0; k < count; ++k) sums[k] = partial.total(k);
   return sums;
+}
+
+void stable_adamw_step(const StableAdamWMoments& moments, const StableAdamWClip& clip,
+                       std::span<const KernelArgs> tensors, bool update) {
+  const int64_t total = check_dtypes(tensors);
+  const size_t count = tensors.size();
+  if (!update) {
+    const std::vector<StableAdamWMoments> ops(count, moments);
+    launch(std::span<const StableAdamWMoments>(ops), tensors);
+    return;
+  }
+  if (total < kParallelThreshold) {
+    for (const KernelArgs& t : tensors) {
+      double sum = run_any(moments, t, 0, t.numel);
+      run_any(clip.update(sum, t.numel), t, 0, t.numel);
+    }
+    return;
+  }
+  PartialSums partial(count);
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads();
+    const int64_t id = omp_get_thread_num();
+    for (size_t k = 0; k < count; ++k) {
+      Share s = share_of(tensors[k], id, threads);
+      partial.at(id, k) = run_any(moments, tensors[k], s.begin, s.end);
+#pragma omp barrier
+      run_any(clip.update(partial.total(k), tensors[k].numel), tensors[k], s.begin, s.end);
+    }
+  }
 }
 
 #define OPTIMI_INSTANTIATE(Op) \

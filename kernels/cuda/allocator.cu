@@ -17,9 +17,9 @@ namespace optimi::kernels::cuda {
 namespace {
 
 constexpr int kMaxDevices = 16;
-constexpr size_t kSmallGranule = 512;      // also cudaMalloc's alignment guarantee and more
-constexpr size_t kSmallLimit = 1 << 20;    // below this, bins are multiples of 512 bytes
-constexpr int kLargeStepsPerOctave = 8;    // above, 8 bins per power of two: <= 12.5% slack
+constexpr size_t kSmallGranule = 512;    // also cudaMalloc's alignment guarantee and more
+constexpr size_t kSmallLimit = 1 << 20;  // below this, bins are multiples of 512 bytes
+constexpr int kLargeStepsPerOctave = 8;  // above, 8 bins per power of two: <= 12.5% slack
 
 size_t bin_size(size_t bytes) {
   if (bytes <= kSmallLimit) return (bytes + kSmallGranule - 1) / kSmallGranule * kSmallGranule;
@@ -55,8 +55,8 @@ class CachingAllocator final : public Allocator {
     }
     if (e != cudaSuccess) {
       cudaGetLastError();
-      throw std::runtime_error("CUDA error in cudaMalloc of " + std::to_string(bin) +
-                               " bytes on " + device.str() + ": " + cudaGetErrorString(e) + " (" +
+      throw std::runtime_error("CUDA error in cudaMalloc of " + std::to_string(bin) + " bytes on " +
+                               device.str() + ": " + cudaGetErrorString(e) + " (" +
                                std::to_string(memory_stats(device).live_bytes) +
                                " bytes in use by tensors)");
     }
@@ -125,7 +125,9 @@ CachingAllocator& caching_allocator() {
 
 }  // namespace
 
-Allocator& device_allocator() { return caching_allocator(); }
+Allocator& device_allocator() {
+  return caching_allocator();
+}
 
 }  // namespace optimi::kernels::cuda
 

@@ -59,8 +59,8 @@ __device__ __forceinline__ int64_t visible_keys(int64_t i, int64_t sk, bool caus
 
 template <class T>
 __global__ void forward_kernel(Rows<T> q, Rows<T> k, Rows<T> v, compute_t<T> scale, bool causal,
-                               int64_t count, int64_t sq, int64_t sk, int64_t d, int64_t dv,
-                               T* out, compute_t<T>* probs) {
+                               int64_t count, int64_t sq, int64_t sk, int64_t d, int64_t dv, T* out,
+                               compute_t<T>* probs) {
   using C = compute_t<T>;
   for (int64_t row = blockIdx.x; row < count * sq; row += gridDim.x) {
     const int64_t b = row / sq;
@@ -92,7 +92,6 @@ __global__ void forward_kernel(Rows<T> q, Rows<T> k, Rows<T> v, compute_t<T> sca
       for (int64_t j = 0; j < n; ++j) acc += p[j] * C(load(v.row(b, j)[c]));
       out[row * dv + c] = store<T>(acc);
     }
-    __syncthreads();  // p is not rewritten by the next row before everyone is done
   }
 }
 
@@ -100,8 +99,8 @@ __global__ void forward_kernel(Rows<T> q, Rows<T> k, Rows<T> v, compute_t<T> sca
 template <class T>
 __global__ void backward_query_kernel(Rows<T> grad_out, Rows<T> k, Rows<T> v,
                                       const compute_t<T>* probs, compute_t<T> scale, bool causal,
-                                      int64_t count, int64_t sq, int64_t sk, int64_t d,
-                                      int64_t dv, compute_t<T>* ds, T* grad_q) {
+                                      int64_t count, int64_t sq, int64_t sk, int64_t d, int64_t dv,
+                                      compute_t<T>* ds, T* grad_q) {
   using C = compute_t<T>;
   for (int64_t row = blockIdx.x; row < count * sq; row += gridDim.x) {
     const int64_t b = row / sq;
@@ -119,14 +118,14 @@ __global__ void backward_query_kernel(Rows<T> grad_out, Rows<T> k, Rows<T> v,
       dot += p[j] * dp;
     }
     dot = block_sum(dot);
-    for (int64_t j = threadIdx.x; j < sk; j += blockDim.x) s[j] = j < n ? p[j] * (s[j] - dot) : C(0);
+    for (int64_t j = threadIdx.x; j < sk; j += blockDim.x)
+      s[j] = j < n ? p[j] * (s[j] - dot) : C(0);
     __syncthreads();
     for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
       C acc = 0;
       for (int64_t j = 0; j < n; ++j) acc += s[j] * C(load(k.row(b, j)[c]));
       grad_q[row * d + c] = store<T>(scale * acc);
     }
-    __syncthreads();
   }
 }
 
@@ -198,8 +197,8 @@ void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k
     Storage ds(size_t(s.count * s.sq * s.sk) * sizeof(C), device);
     if (s.sq > 0) {
       backward_query_kernel<<<grid_for(s.count * s.sq, 1), kAttentionThreads, 0, st>>>(
-          rows_of<T>(grad_out), rows_of<T>(k), rows_of<T>(v), ptr<const C>(probs), C(scale),
-          causal, s.count, s.sq, s.sk, s.d, s.dv, static_cast<C*>(ds.data()), ptr<T>(grad_q));
+          rows_of<T>(grad_out), rows_of<T>(k), rows_of<T>(v), ptr<const C>(probs), C(scale), causal,
+          s.count, s.sq, s.sk, s.d, s.dv, static_cast<C*>(ds.data()), ptr<T>(grad_q));
       OPTIMI_CUDA_CHECK_LAUNCH("attention backward_query_kernel");
     }
     if (s.sk > 0) {

@@ -56,7 +56,7 @@ void copy_on_device(const Tensor& src, Tensor& dst) {
       using S = decltype(stag);
       const Layout<2> l = make_layout<2>("copy", {&dst, &src});
       convert_kernel<<<grid_for(l.numel), kThreads, 0, stream(device)>>>(l, ptr<D>(dst),
-                                                                          ptr<const S>(src));
+                                                                         ptr<const S>(src));
       OPTIMI_CUDA_CHECK_LAUNCH("convert_kernel");
     });
   });
@@ -105,7 +105,8 @@ void peer(const Tensor& src, Tensor& dst) {
     copy_on_device(src, dense);
   }
   sync(src.device());
-  Tensor landing = dst.is_contiguous() ? dst : Tensor::empty(dst.shape(), dst.dtype(), dst.device());
+  Tensor landing =
+      dst.is_contiguous() ? dst : Tensor::empty(dst.shape(), dst.dtype(), dst.device());
   {
     DeviceGuard guard(dst.device());
     OPTIMI_CUDA_CHECK(cudaMemcpyPeerAsync(landing.data_ptr(), dst.device().index, dense.data_ptr(),

@@ -39,8 +39,7 @@ void dropout_mask(Tensor& mask, double p, Generator& gen) {
   gen.set_state(state + uint64_t(n) * kGolden);  // as if n values had been drawn
   if (n == 0) return;
   DeviceGuard guard(mask.device());
-  mask_kernel<<<grid_for(n), kThreads, 0, stream(mask.device())>>>(ptr<uint8_t>(mask), n, p,
-                                                                   state);
+  mask_kernel<<<grid_for(n), kThreads, 0, stream(mask.device())>>>(ptr<uint8_t>(mask), n, p, state);
   OPTIMI_CUDA_CHECK_LAUNCH("dropout mask_kernel");
 }
 

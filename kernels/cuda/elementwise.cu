@@ -72,30 +72,51 @@ template <class T>
 void unary_typed(UnaryOp op, const Tensor& x, Tensor& out, double s) {
   constexpr bool kFloat = !std::is_same_v<T, int64_t>;
   switch (op) {
-    case UnaryOp::Neg: return launch_unary<T>(x, out, IgnoreScalar<fn::Neg>{}, s);
-    case UnaryOp::Abs: return launch_unary<T>(x, out, IgnoreScalar<fn::Abs>{}, s);
-    case UnaryOp::Sign: return launch_unary<T>(x, out, IgnoreScalar<fn::Sign>{}, s);
-    case UnaryOp::Relu: return launch_unary<T>(x, out, IgnoreScalar<fn::Relu>{}, s);
-    case UnaryOp::AddScalar: return launch_unary<T>(x, out, fn::AddScalar{}, s);
-    case UnaryOp::MulScalar: return launch_unary<T>(x, out, fn::MulScalar{}, s);
-    case UnaryOp::RSubScalar: return launch_unary<T>(x, out, fn::RSubScalar{}, s);
-    default: break;
+    case UnaryOp::Neg:
+      return launch_unary<T>(x, out, IgnoreScalar<fn::Neg>{}, s);
+    case UnaryOp::Abs:
+      return launch_unary<T>(x, out, IgnoreScalar<fn::Abs>{}, s);
+    case UnaryOp::Sign:
+      return launch_unary<T>(x, out, IgnoreScalar<fn::Sign>{}, s);
+    case UnaryOp::Relu:
+      return launch_unary<T>(x, out, IgnoreScalar<fn::Relu>{}, s);
+    case UnaryOp::AddScalar:
+      return launch_unary<T>(x, out, fn::AddScalar{}, s);
+    case UnaryOp::MulScalar:
+      return launch_unary<T>(x, out, fn::MulScalar{}, s);
+    case UnaryOp::RSubScalar:
+      return launch_unary<T>(x, out, fn::RSubScalar{}, s);
+    default:
+      break;
   }
   if constexpr (kFloat) {
     switch (op) {
-      case UnaryOp::Exp: return launch_unary<T>(x, out, IgnoreScalar<fn::Exp>{}, s);
-      case UnaryOp::Log: return launch_unary<T>(x, out, IgnoreScalar<fn::Log>{}, s);
-      case UnaryOp::Sqrt: return launch_unary<T>(x, out, IgnoreScalar<fn::Sqrt>{}, s);
-      case UnaryOp::Rsqrt: return launch_unary<T>(x, out, IgnoreScalar<fn::Rsqrt>{}, s);
-      case UnaryOp::Tanh: return launch_unary<T>(x, out, IgnoreScalar<fn::Tanh>{}, s);
-      case UnaryOp::Sigmoid: return launch_unary<T>(x, out, IgnoreScalar<fn::Sigmoid>{}, s);
-      case UnaryOp::Silu: return launch_unary<T>(x, out, IgnoreScalar<fn::Silu>{}, s);
-      case UnaryOp::Mish: return launch_unary<T>(x, out, IgnoreScalar<fn::Mish>{}, s);
-      case UnaryOp::GeluTanh: return launch_unary<T>(x, out, IgnoreScalar<fn::GeluTanh>{}, s);
-      case UnaryOp::GeluErf: return launch_unary<T>(x, out, IgnoreScalar<fn::GeluErf>{}, s);
-      case UnaryOp::RDivScalar: return launch_unary<T>(x, out, fn::RDivScalar{}, s);
-      case UnaryOp::PowScalar: return launch_unary<T>(x, out, fn::PowScalar{}, s);
-      default: break;
+      case UnaryOp::Exp:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::Exp>{}, s);
+      case UnaryOp::Log:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::Log>{}, s);
+      case UnaryOp::Sqrt:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::Sqrt>{}, s);
+      case UnaryOp::Rsqrt:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::Rsqrt>{}, s);
+      case UnaryOp::Tanh:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::Tanh>{}, s);
+      case UnaryOp::Sigmoid:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::Sigmoid>{}, s);
+      case UnaryOp::Silu:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::Silu>{}, s);
+      case UnaryOp::Mish:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::Mish>{}, s);
+      case UnaryOp::GeluTanh:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::GeluTanh>{}, s);
+      case UnaryOp::GeluErf:
+        return launch_unary<T>(x, out, IgnoreScalar<fn::GeluErf>{}, s);
+      case UnaryOp::RDivScalar:
+        return launch_unary<T>(x, out, fn::RDivScalar{}, s);
+      case UnaryOp::PowScalar:
+        return launch_unary<T>(x, out, fn::PowScalar{}, s);
+      default:
+        break;
     }
   }
   throw std::invalid_argument("unary: op " + std::to_string(int(op)) +
@@ -106,25 +127,39 @@ template <class T>
 void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
   constexpr bool kFloat = !std::is_same_v<T, int64_t>;
   switch (op) {
-    case BinaryOp::Add: return launch_binary<T>(a, b, out, fn::Add{});
-    case BinaryOp::Sub: return launch_binary<T>(a, b, out, fn::Sub{});
-    case BinaryOp::Mul: return launch_binary<T>(a, b, out, fn::Mul{});
-    case BinaryOp::Maximum: return launch_binary<T>(a, b, out, fn::Maximum{});
-    case BinaryOp::GreaterEqualMask: return launch_binary<T>(a, b, out, fn::GreaterEqualMask{});
-    default: break;
+    case BinaryOp::Add:
+      return launch_binary<T>(a, b, out, fn::Add{});
+    case BinaryOp::Sub:
+      return launch_binary<T>(a, b, out, fn::Sub{});
+    case BinaryOp::Mul:
+      return launch_binary<T>(a, b, out, fn::Mul{});
+    case BinaryOp::Maximum:
+      return launch_binary<T>(a, b, out, fn::Maximum{});
+    case BinaryOp::GreaterEqualMask:
+      return launch_binary<T>(a, b, out, fn::GreaterEqualMask{});
+    default:
+      break;
   }
   if constexpr (kFloat) {
     switch (op) {
-      case BinaryOp::Div: return launch_binary<T>(a, b, out, fn::Div{});
-      case BinaryOp::ReluBackward: return launch_binary<T>(a, b, out, fn::ReluBackward{});
-      case BinaryOp::SigmoidBackward: return launch_binary<T>(a, b, out, fn::SigmoidBackward{});
-      case BinaryOp::SiluBackward: return launch_binary<T>(a, b, out, fn::SiluBackward{});
-      case BinaryOp::MishBackward: return launch_binary<T>(a, b, out, fn::MishBackward{});
+      case BinaryOp::Div:
+        return launch_binary<T>(a, b, out, fn::Div{});
+      case BinaryOp::ReluBackward:
+        return launch_binary<T>(a, b, out, fn::ReluBackward{});
+      case BinaryOp::SigmoidBackward:
+        return launch_binary<T>(a, b, out, fn::SigmoidBackward{});
+      case BinaryOp::SiluBackward:
+        return launch_binary<T>(a, b, out, fn::SiluBackward{});
+      case BinaryOp::MishBackward:
+        return launch_binary<T>(a, b, out, fn::MishBackward{});
       case BinaryOp::GeluTanhBackward:
         return launch_binary<T>(a, b, out, fn::GeluTanhBackward{});
-      case BinaryOp::GeluErfBackward: return launch_binary<T>(a, b, out, fn::GeluErfBackward{});
-      case BinaryOp::TanhBackward: return launch_binary<T>(a, b, out, fn::TanhBackward{});
-      default: break;
+      case BinaryOp::GeluErfBackward:
+        return launch_binary<T>(a, b, out, fn::GeluErfBackward{});
+      case BinaryOp::TanhBackward:
+        return launch_binary<T>(a, b, out, fn::TanhBackward{});
+      default:
+        break;
     }
   }
   throw std::invalid_argument("binary: op " + std::to_string(int(op)) +

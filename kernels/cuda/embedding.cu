@@ -17,8 +17,8 @@ __global__ void forward_kernel(const int64_t* indices, const T* weight, T* out, 
 // Repeated indices meet in atomic additions of the compute type, so bfloat16 rows do not lose
 // small contributions (the order of the additions, unlike on the CPU, is not fixed).
 template <class T>
-__global__ void backward_kernel(const T* grad_out, const int64_t* indices, compute_t<T>* grad_weight,
-                                int64_t n, int64_t dim) {
+__global__ void backward_kernel(const T* grad_out, const int64_t* indices,
+                                compute_t<T>* grad_weight, int64_t n, int64_t dim) {
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n * dim;
        e += int64_t(gridDim.x) * blockDim.x) {
     atomic_add(grad_weight + indices[e / dim] * dim + e % dim, load(grad_out[e]));

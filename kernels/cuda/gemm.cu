@@ -110,9 +110,15 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
   cudaDataType_t type;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   switch (c.dtype()) {
-    case DType::Float32: type = CUDA_R_32F; break;
-    case DType::BFloat16: type = CUDA_R_16BF; break;
-    case DType::Float16: type = CUDA_R_16F; break;
+    case DType::Float32:
+      type = CUDA_R_32F;
+      break;
+    case DType::BFloat16:
+      type = CUDA_R_16BF;
+      break;
+    case DType::Float16:
+      type = CUDA_R_16F;
+      break;
     case DType::Float64:
       type = CUDA_R_64F;
       compute = CUBLAS_COMPUTE_64F;
@@ -133,8 +139,8 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
       cublasGemmStridedBatchedEx(handle(device), ob.op, oa.op, to_int(n, "dim"), to_int(m, "dim"),
                                  to_int(k, "dim"), alpha, ob.data, type, to_int(ob.ld, "stride"),
                                  ob.batch_stride, oa.data, type, to_int(oa.ld, "stride"),
-                                 oa.batch_stride, beta, c.data_ptr(), type, to_int(n, "dim"),
-                                 m * n, to_int(batch, "batch count"), compute, CUBLAS_GEMM_DEFAULT),
+                                 oa.batch_stride, beta, c.data_ptr(), type, to_int(n, "dim"), m * n,
+                                 to_int(batch, "batch count"), compute, CUBLAS_GEMM_DEFAULT),
       "cublasGemmStridedBatchedEx");
 }
 

@@ -72,9 +72,9 @@ constexpr int kLanes = 8;     // threads down the rows of a chunk
 // Partial sums of dy * xhat and dy over one chunk of rows, per column.
 template <class T>
 __global__ void backward_params_partial_kernel(const T* dy, const T* x, const compute_t<T>* mean,
-                                               const compute_t<T>* rstd, int64_t rows,
-                                               int64_t cols, int64_t rows_per_chunk,
-                                               compute_t<T>* partial_w, compute_t<T>* partial_b) {
+                                               const compute_t<T>* rstd, int64_t rows, int64_t cols,
+                                               int64_t rows_per_chunk, compute_t<T>* partial_w,
+                                               compute_t<T>* partial_b) {
   using C = compute_t<T>;
   __shared__ C sw[kLanes][kColumns + 1];
   __shared__ C sb[kLanes][kColumns + 1];
@@ -104,8 +104,8 @@ __global__ void backward_params_partial_kernel(const T* dy, const T* x, const co
 }
 
 template <class C>
-__global__ void backward_params_final_kernel(const C* partial_w, const C* partial_b,
-                                             int64_t chunks, int64_t cols, C* dw, C* db) {
+__global__ void backward_params_final_kernel(const C* partial_w, const C* partial_b, int64_t chunks,
+                                             int64_t cols, C* dw, C* db) {
   for (int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; col < cols;
        col += int64_t(gridDim.x) * blockDim.x) {
     C w = 0;
@@ -131,8 +131,8 @@ void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
     using T = decltype(tag);
     using C = compute_t<T>;
     forward_kernel<<<grid_for(rows, 1), kThreads, 0, stream(x.device())>>>(
-        ptr<const T>(x), ptr<const C>(weight), ptr<const C>(bias), C(eps), ptr<T>(y),
-        ptr<C>(mean), ptr<C>(rstd), rows, cols);
+        ptr<const T>(x), ptr<const C>(weight), ptr<const C>(bias), C(eps), ptr<T>(y), ptr<C>(mean),
+        ptr<C>(rstd), rows, cols);
     OPTIMI_CUDA_CHECK_LAUNCH("layer_norm forward_kernel");
   });
 }
@@ -169,8 +169,8 @@ void layer_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& me
     auto* pb = static_cast<C*>(partial_b.data());
     const dim3 grid(unsigned((width + kColumns - 1) / kColumns), unsigned(chunks));
     backward_params_partial_kernel<<<grid, dim3(kColumns, kLanes), 0, s>>>(
-        ptr<const T>(grad_y), ptr<const T>(x), ptr<const C>(mean), ptr<const C>(rstd), rows,
-        cols, rows_per_chunk, pw, pb);
+        ptr<const T>(grad_y), ptr<const T>(x), ptr<const C>(mean), ptr<const C>(rstd), rows, cols,
+        rows_per_chunk, pw, pb);
     OPTIMI_CUDA_CHECK_LAUNCH("layer_norm backward_params_partial_kernel");
     backward_params_final_kernel<<<grid_for(width), kThreads, 0, s>>>(
         pw, pb, chunks, width, ptr<C>(grad_weight), ptr<C>(grad_bias));

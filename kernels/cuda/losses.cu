@@ -59,8 +59,8 @@ __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* tar
 
 template <class T>
 __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* targets,
-                                              const compute_t<T>* lse, compute_t<T> scale,
-                                              T* grad, int64_t rows, int64_t classes) {
+                                              const compute_t<T>* lse, compute_t<T> scale, T* grad,
+                                              int64_t rows, int64_t classes) {
   using C = compute_t<T>;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < rows * classes;
        e += int64_t(gridDim.x) * blockDim.x) {

@@ -69,9 +69,12 @@ template <bool kKahan, class Op, class T>
 __device__ double run_update(const Op& op, const ParamTensors<T>& t, int64_t begin, int64_t end) {
   if constexpr (requires { op.decay; }) {
     switch (op.decay.kind()) {
-      case Decay::kFactor: return run_range<kKahan, true, Decay::kFactor>(op, t, begin, end);
-      case Decay::kL2: return run_range<kKahan, true, Decay::kL2>(op, t, begin, end);
-      case Decay::kNone: break;
+      case Decay::kFactor:
+        return run_range<kKahan, true, Decay::kFactor>(op, t, begin, end);
+      case Decay::kL2:
+        return run_range<kKahan, true, Decay::kL2>(op, t, begin, end);
+      case Decay::kNone:
+        break;
     }
   }
   return run_range<kKahan, true, Decay::kNone>(op, t, begin, end);
@@ -106,9 +109,15 @@ __global__ void multi_tensor_kernel(const __grid_constant__ Batch<Op> batch) {
     const int64_t end = begin + kChunk < e.args.numel ? begin + kChunk : e.args.numel;
     double sum;
     switch (e.args.dtype) {
-      case DType::BFloat16: sum = run_typed<Op, bfloat16>(op, e.args, begin, end); break;
-      case DType::Float16: sum = run_typed<Op, float16>(op, e.args, begin, end); break;
-      default: sum = run_typed<Op, float>(op, e.args, begin, end); break;
+      case DType::BFloat16:
+        sum = run_typed<Op, bfloat16>(op, e.args, begin, end);
+        break;
+      case DType::Float16:
+        sum = run_typed<Op, float16>(op, e.args, begin, end);
+        break;
+      default:
+        sum = run_typed<Op, float>(op, e.args, begin, end);
+        break;
     }
     if (batch.partials != nullptr) {
       sum = block_sum(sum);
@@ -140,7 +149,9 @@ void check_dtypes(std::span<const KernelArgs> tensors) {
   }
 }
 
-int64_t chunks_of(int64_t numel) { return (numel + kChunk - 1) / kChunk; }
+int64_t chunks_of(int64_t numel) {
+  return (numel + kChunk - 1) / kChunk;
+}
 
 // Fills `batch` from tensors[from, ...) (skipping empty ones) until it is full; returns where the
 // next batch starts. `index[j]` is the position in `tensors` of entry j.
@@ -163,7 +174,9 @@ size_t fill_batch(Batch<Op>& batch, std::span<const Op> ops, std::span<const Ker
   return k;
 }
 
-unsigned grid_of(int64_t chunks) { return unsigned(std::min<int64_t>(chunks, 65535)); }
+unsigned grid_of(int64_t chunks) {
+  return unsigned(std::min<int64_t>(chunks, 65535));
+}
 
 }  // namespace
 
@@ -192,13 +205,13 @@ std::vector<double> launch(Device device, std::span<const Op> ops,
     if constexpr (kReducing) {
       // The sums are host values: this waits for the device.
       std::vector<double> host(size_t(batch->total_chunks));
-      OPTIMI_CUDA_CHECK(cudaMemcpyAsync(host.data(), partials->data(),
-                                        host.size() * sizeof(double), cudaMemcpyDeviceToHost, s));
+      OPTIMI_CUDA_CHECK(cudaMemcpyAsync(host.data(), partials->data(), host.size() * sizeof(double),
+                                        cudaMemcpyDeviceToHost, s));
       sync(device);
       for (int j = 0; j < batch->count; ++j) {
         const Entry<Op>& e = batch->entries[j];
-        const int64_t end = j + 1 < batch->count ? batch->entries[j + 1].first_chunk
-                                                 : batch->total_chunks;
+        const int64_t end =
+            j + 1 < batch->count ? batch->entries[j + 1].first_chunk : batch->total_chunks;
         for (int64_t c = e.first_chunk; c < end; ++c) sums[index[size_t(j)]] += host[size_t(c)];
       }
     }
@@ -240,8 +253,8 @@ void stable_adamw_step(Device device, const StableAdamWMoments& moments,
   }
 }
 
-#define OPTIMI_INSTANTIATE(Op)                                                     \
-  static_assert(sizeof(Batch<Op>) <= kArgumentBytes);                              \
+#define OPTIMI_INSTANTIATE(Op)                        \
+  static_assert(sizeof(Batch<Op>) <= kArgumentBytes); \
   template std::vector<double> launch(Device, std::span<const Op>, std::span<const KernelArgs>);
 OPTIMI_INSTANTIATE(SgdStep)
 OPTIMI_INSTANTIATE(SgdMomentumStep<false>)

@@ -109,13 +109,16 @@ void reduce_dim(const char* op, const Tensor& x, int64_t dim, Tensor& out) {
 
 }  // namespace
 
-void reduce_sum(const Tensor& x, int64_t dim, Tensor& out) { reduce_dim<false>("sum", x, dim, out); }
+void reduce_sum(const Tensor& x, int64_t dim, Tensor& out) {
+  reduce_dim<false>("sum", x, dim, out);
+}
 
-void reduce_max(const Tensor& x, int64_t dim, Tensor& out) { reduce_dim<true>("max", x, dim, out); }
+void reduce_max(const Tensor& x, int64_t dim, Tensor& out) {
+  reduce_dim<true>("max", x, dim, out);
+}
 
 void reduce_sum_all(const Tensor& x, Tensor& out) {
-  if (x.dtype() == DType::Bool)
-    throw std::invalid_argument("sum: not supported for bool tensors");
+  if (x.dtype() == DType::Bool) throw std::invalid_argument("sum: not supported for bool tensors");
   const Device device = x.device();
   DeviceGuard guard(device);
   visit_all("sum", x.dtype(), [&](auto tag) {

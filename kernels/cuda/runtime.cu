@@ -45,10 +45,11 @@ void throw_cuda_error(cudaError_t error, const char* call, const char* file, int
 void check_device(const char* op, Device device) {
   if (!device.is_cuda())
     throw std::invalid_argument(std::string(op) + ": expected a CUDA device, got " + device.str());
+  // No device at all is a bad device argument too (spec: wrong device -> invalid_argument).
   const Devices& d = devices();
   if (d.count == 0)
-    throw std::runtime_error(std::string(op) + ": no CUDA device is available for " +
-                             device.str() + " (" + d.reason + ")");
+    throw std::invalid_argument(std::string(op) + ": no CUDA device is available for " +
+                                device.str() + " (" + d.reason + ")");
   if (device.index < 0 || device.index >= d.count)
     throw std::invalid_argument(std::string(op) + ": no device " + device.str() + ", " +
                                 std::to_string(d.count) + " CUDA device(s) visible");
@@ -65,8 +66,9 @@ DeviceGuard::DeviceGuard(Device device) {
 }
 
 DeviceGuard::~DeviceGuard() {
-  if (previous_ >= 0) cudaSetDevice(previous_);  // destructors cannot throw; the switch back
-                                                  // only fails if the context is already gone
+  if (previous_ >= 0)
+    cudaSetDevice(previous_);  // destructors cannot throw; the switch back
+                               // only fails if the context is already gone
 }
 
 cudaStream_t stream(Device device) {
@@ -91,11 +93,15 @@ void sync(Device device) {
 
 namespace optimi {
 
-bool cuda_is_available() { return kernels::cuda::devices().count > 0; }
+bool cuda_is_available() {
+  return kernels::cuda::devices().count > 0;
+}
 
 namespace cuda {
 
-int device_count() { return kernels::cuda::devices().count; }
+int device_count() {
+  return kernels::cuda::devices().count;
+}
 
 void synchronize(Device device) {
   if (device.is_cpu()) return;

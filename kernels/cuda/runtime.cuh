@@ -20,25 +20,25 @@ namespace optimi::kernels::cuda {
 // Throws std::runtime_error naming the CUDA call that failed and where.
 [[noreturn]] void throw_cuda_error(cudaError_t error, const char* call, const char* file, int line);
 
-#define OPTIMI_CUDA_CHECK(call)                                                         \
-  do {                                                                                  \
-    const cudaError_t optimi_error_ = (call);                                           \
-    if (optimi_error_ != cudaSuccess)                                                   \
+#define OPTIMI_CUDA_CHECK(call)                                                            \
+  do {                                                                                     \
+    const cudaError_t optimi_error_ = (call);                                              \
+    if (optimi_error_ != cudaSuccess)                                                      \
       ::optimi::kernels::cuda::throw_cuda_error(optimi_error_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // After a kernel launch: a bad configuration surfaces here, naming the kernel. (Faults inside a
 // kernel surface at the next synchronising call, which is checked too.)
-#define OPTIMI_CUDA_CHECK_LAUNCH(kernel)                                              \
-  do {                                                                                \
-    const cudaError_t optimi_error_ = cudaGetLastError();                             \
-    if (optimi_error_ != cudaSuccess)                                                 \
-      ::optimi::kernels::cuda::throw_cuda_error(optimi_error_, "launch of " kernel,   \
-                                                __FILE__, __LINE__);                  \
+#define OPTIMI_CUDA_CHECK_LAUNCH(kernel)                                                      \
+  do {                                                                                        \
+    const cudaError_t optimi_error_ = cudaGetLastError();                                     \
+    if (optimi_error_ != cudaSuccess)                                                         \
+      ::optimi::kernels::cuda::throw_cuda_error(optimi_error_, "launch of " kernel, __FILE__, \
+                                                __LINE__);                                    \
   } while (0)
 
-// Checks that `device` names an existing CUDA device: std::invalid_argument for a bad index,
-// std::runtime_error when there is no usable device at all. Names `op` in the message.
+// Checks that `device` names an existing CUDA device, else throws std::invalid_argument naming
+// `op` and the device (and, when there is no usable device at all, why).
 void check_device(const char* op, Device device);
 
 // Makes `device` current for the guard's lifetime (kernels, streams and cuBLAS handles belong to
@@ -72,12 +72,18 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
 template <class F>
 void visit_all(const char* op, DType dtype, F&& f) {
   switch (dtype) {
-    case DType::Float32: return f(float{});
-    case DType::Float64: return f(double{});
-    case DType::BFloat16: return f(bfloat16{});
-    case DType::Float16: return f(float16{});
-    case DType::Int64: return f(int64_t{});
-    case DType::Bool: return f(bool{});
+    case DType::Float32:
+      return f(float{});
+    case DType::Float64:
+      return f(double{});
+    case DType::BFloat16:
+      return f(bfloat16{});
+    case DType::Float16:
+      return f(float16{});
+    case DType::Int64:
+      return f(int64_t{});
+    case DType::Bool:
+      return f(bool{});
   }
   throw std::invalid_argument(std::string(op) + ": unsupported dtype");
 }
@@ -86,10 +92,14 @@ void visit_all(const char* op, DType dtype, F&& f) {
 template <class F>
 void visit_floating(const char* op, DType dtype, F&& f) {
   switch (dtype) {
-    case DType::Float32: return f(float{});
-    case DType::Float64: return f(double{});
-    case DType::BFloat16: return f(bfloat16{});
-    case DType::Float16: return f(float16{});
+    case DType::Float32:
+      return f(float{});
+    case DType::Float64:
+      return f(double{});
+    case DType::BFloat16:
+      return f(bfloat16{});
+    case DType::Float16:
+      return f(float16{});
     default:
       throw std::invalid_argument(std::string(op) + ": expected a floating-point tensor, got " +
                                   std::string(dtype_name(dtype)));
@@ -153,8 +163,12 @@ __device__ C block_max(C v) {
 
 // ---- atomic accumulation (scatter-adds whose indices may repeat) ----
 
-__device__ __forceinline__ void atomic_add(float* p, float v) { atomicAdd(p, v); }
-__device__ __forceinline__ void atomic_add(double* p, double v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(float* p, float v) {
+  atomicAdd(p, v);
+}
+__device__ __forceinline__ void atomic_add(double* p, double v) {
+  atomicAdd(p, v);
+}
 __device__ __forceinline__ void atomic_add(int64_t* p, int64_t v) {
   // Two's complement: unsigned wrap-around is signed addition.
   atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));

@@ -112,8 +112,8 @@ void softmax_forward(const Tensor& x, Tensor& y, int64_t outer, int64_t size, in
   visit_floating(log ? "log_softmax" : "softmax", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if (inner == 1) {
-      forward_rows_kernel<<<grid_for(outer, 1), kThreads, 0, s>>>(ptr<const T>(x), ptr<T>(y),
-                                                                  outer, size, log);
+      forward_rows_kernel<<<grid_for(outer, 1), kThreads, 0, s>>>(ptr<const T>(x), ptr<T>(y), outer,
+                                                                  size, log);
       OPTIMI_CUDA_CHECK_LAUNCH("softmax forward_rows_kernel");
     } else {
       forward_columns_kernel<<<grid_for(outer * inner), kThreads, 0, s>>>(

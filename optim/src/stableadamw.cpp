@@ -1,6 +1,5 @@
 #include "optimi/optim/stableadamw.hpp"
 
-
 #include "optim/src/algorithm.hpp"
 
 namespace optimi::optim {

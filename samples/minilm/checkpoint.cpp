@@ -23,12 +23,30 @@ std::filesystem::path optimizer_path(const std::filesystem::path& model_path, in
 Checkpoint read_checkpoint(const std::filesystem::path& path) {
   optimi::nn::SafetensorsFile file = optimi::nn::load_safetensors(path);
   Checkpoint c;
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error("checkpoint " + path.string() + ": " + what);
+  };
   try {
     c.arch = ModelConfig::from_metadata(file.metadata);
     c.arch.validate();
   } catch (const std::exception& e) {
-    throw std::runtime_error("checkpoint " + path.string() + ": " + e.what());
+    fail(e.what());
   }
+  // The declared architecture must be the one the tensors have, so that a file cannot make us
+  // build a model larger than itself. Each layer has 12 tensors: bound the loop below first.
+  if (c.arch.layers > int64_t(file.tensors.size()))
+    fail("__metadata__ declares " + std::to_string(c.arch.layers) + " layers but the file holds " +
+         std::to_string(file.tensors.size()) + " tensors");
+  const auto expected = c.arch.state_shapes();
+  for (const auto& [name, shape] : expected) {
+    auto it = file.tensors.find(name);
+    if (it == file.tensors.end()) fail("tensor '" + name + "' is missing");
+    if (it->second.shape() != shape)
+      fail("tensor '" + name + "' has shape " + optimi::shape_str(it->second.shape()) +
+           " but the architecture in __metadata__ needs " + optimi::shape_str(shape));
+  }
+  for (const auto& [name, t] : file.tensors)
+    if (!expected.contains(name)) fail("unexpected tensor '" + name + "'");
   c.weights = std::move(file.tensors);
   const auto& m = file.metadata;
   if (!m.contains(kStep)) return c;

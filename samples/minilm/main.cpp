@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <new>
 #include <optional>
 #include <string>
 
@@ -74,11 +75,35 @@ Config resolve_config(const Flags& flags, const std::optional<Checkpoint>& ck) {
   return c;
 }
 
+// A configuration far too large for the machine would get the process killed by the OS midway
+// rather than fail cleanly, so it is refused up front. The estimate is deliberately generous:
+// parameters with gradients and two optimizer moments, and per token and layer the float32
+// activations a transformer keeps for backward (about 34 d + 5 heads seq values).
+void check_fits_in_memory(const Config& c) {
+  const double d = double(c.d_model), layers = double(c.layers), seq = double(c.seq);
+  const double params = 2 * 256 * d + 256 + 2 * d + seq * d + layers * (12 * d * d + 13 * d);
+  const double activations =
+      double(c.batch) * seq * (layers * (34 * d + 5 * double(c.heads) * seq) + 3 * 256);
+  const double need = 16 * params + 4 * activations;
+  const double have = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  if (have > 0 && need > have)
+    throw std::invalid_argument(
+        "this configuration needs about " + format_bytes(int64_t(std::min(need, 9e18))) +
+        " of memory to train, more than this machine's " + format_bytes(int64_t(have)) +
+        ": lower --d-model, --layers, --seq or --batch");
+}
+
 std::shared_ptr<MiniLM> build_model(const Config& c, const std::optional<Checkpoint>& ck,
                                     optimi::Device device) {
   optimi::manual_seed(c.seed);
   auto model = std::make_shared<MiniLM>(architecture(c));
-  if (ck) model->load_state_dict(ck->weights);
+  if (ck) {
+    try {
+      model->load_state_dict(ck->weights);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("--resume " + c.resume + ": " + e.what());
+    }
+  }
   if (c.dtype == "bfloat16") {
     optimi::utils::to_low_precision(*model, {.dtype = DType::BFloat16, .device = device});
   } else {
@@ -207,6 +232,7 @@ int run(int argc, char** argv) {
   if (!c.resume.empty()) ck = read_checkpoint(c.resume);
   c = resolve_config(flags, ck);
   validate(c);
+  check_fits_in_memory(c);
   c.warmup = std::min(c.warmup, std::max<int64_t>(c.steps - 1, 0));
   const optimi::Device device = c.device == "cuda" ? optimi::Device::cuda() : optimi::Device::cpu();
   return c.score.empty() ? train(c, ck, device) : score(c, ck, device);
@@ -217,6 +243,10 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::cout << std::flush;
+    std::cerr << "minilm: error: out of memory: the model or batch is too large for this machine"
+              << std::endl;
   } catch (const std::exception& e) {
     std::string message = e.what();
     std::replace(message.begin(), message.end(), '\n', ' ');

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
+#include <tuple>
 
 namespace minilm {
 
@@ -63,6 +64,33 @@ void ModelConfig::validate() const {
   if (rope && (d_model / heads) % 2 != 0)
     throw std::invalid_argument("rope needs an even head dimension, got d_model / heads = " +
                                 std::to_string(d_model / heads));
+}
+
+std::map<std::string, optimi::Shape> ModelConfig::state_shapes() const {
+  const int64_t d = d_model;
+  std::map<std::string, optimi::Shape> s = {{"tok_embeddings.weight", {vocab, d}},
+                                            {"norm.weight", {d}},
+                                            {"norm.bias", {d}},
+                                            {"head.weight", {vocab, d}},
+                                            {"head.bias", {vocab}}};
+  if (rope) {
+    s["rotary.cos"] = s["rotary.sin"] = {max_seq, d / heads / 2};
+  } else {
+    s["pos_embeddings.weight"] = {max_seq, d};
+  }
+  for (int64_t i = 0; i < layers; ++i) {
+    const std::string b = "blocks." + std::to_string(i) + ".";
+    for (const char* norm : {"norm1", "norm2"}) {
+      s[b + norm + ".weight"] = {d};
+      s[b + norm + ".bias"] = {d};
+    }
+    for (const auto& [name, out, in] : {std::tuple{"qkv", 3 * d, d}, std::tuple{"proj", d, d},
+                                        std::tuple{"fc1", 4 * d, d}, std::tuple{"fc2", d, 4 * d}}) {
+      s[b + name + ".weight"] = {out, in};
+      s[b + name + ".bias"] = {out};
+    }
+  }
+  return s;
 }
 
 Rotary::Rotary(int64_t head_dim, int64_t max_seq) {

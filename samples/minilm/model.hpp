@@ -24,6 +24,9 @@ struct ModelConfig {
   static ModelConfig from_metadata(const std::map<std::string, std::string>& metadata);
   // Throws std::invalid_argument naming the first inconsistent value.
   void validate() const;
+  // Name -> shape of every tensor in MiniLM(*this).state_dict(), without building the model:
+  // a checkpoint is checked against it before anything of its declared size is allocated.
+  std::map<std::string, optimi::Shape> state_shapes() const;
 };
 
 // Rotary position embedding tables: cos and sin of position x frequency, [max_seq, head_dim / 2].

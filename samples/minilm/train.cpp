@@ -51,7 +51,11 @@ Trainer::Trainer(const Config& config, MiniLM& model, const Dataset& data, optim
     utils::prepare_for_gradient_release(model, *optimizer_, /*ignore_existing_hooks=*/true);
 
   if (resume && resume->run) {
-    optimizer_->load(resume->run->optimizer_file);
+    try {
+      optimizer_->load(resume->run->optimizer_file);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("--resume " + config.resume + ": " + e.what());
+    }
     step_ = resume->run->step;
     scheduler_->set_last_step(step_);
     optimi::default_generator().set_state(resume->run->rng_state);

@@ -58,7 +58,10 @@ fs::path workdir() {
 Result run(const fs::path& dir, std::vector<std::string> args, bool tiny = true) {
   if (tiny) args.insert(args.begin(), kTiny.begin(), kTiny.end());
   std::string cmd = "cd " + quote(dir.string()) + " && " + quote(MINILM_EXE);
-  for (const auto& a : args) cmd += " " + quote(a);
+  for (const auto& a : args) {
+    cmd.push_back(' ');
+    cmd.append(quote(a));
+  }
   cmd += " > stdout.txt 2> stderr.txt";
   const int status = std::system(cmd.c_str());
   Result r;
@@ -103,6 +106,21 @@ void check_one_line_error(const Result& r, const std::string& needle) {
   CHECK(r.err.starts_with("minilm: error: "));
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   CHECK(r.err.find(needle) != std::string::npos);
+}
+
+// A copy of a safetensors file with one __metadata__ entry changed.
+void rewrite_metadata(const fs::path& from, const fs::path& to, const std::string& key,
+                      const std::string& value) {
+  const std::string bytes = slurp(from);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | static_cast<unsigned char>(bytes[size_t(i)]);
+  json header = json::parse(bytes.substr(8, n));
+  header["__metadata__"][key] = value;
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string length(8, '\0');
+  for (size_t i = 0; i < 8; ++i) length[i] = char(text.size() >> (8 * i) & 0xff);
+  std::ofstream(to, std::ios::binary) << length << text << bytes.substr(8 + n);
 }
 
 pid_t spawn(const fs::path& dir, const std::vector<std::string>& args) {
@@ -343,8 +361,16 @@ TEST_CASE("bad input: one line on stderr and a non-zero exit") {
   flipped[10] = '\x01';  // inside the JSON header
   std::ofstream(dir / "flipped.safetensors", std::ios::binary) << flipped;
   check_one_line_error(run(dir, {"--resume", "flipped.safetensors"}, false), "flipped");
-  // Mismatches: a flag against the file's architecture, another optimizer against its state,
-  // and a score file shorter than one window.
+  // Mismatches: metadata against the tensors, a flag against the file's architecture, another
+  // optimizer against its state, and a score file shorter than one window.
+  rewrite_metadata(dir / "ck.safetensors", dir / "wide.safetensors", "d_model", "64");
+  check_one_line_error(run(dir, {"--resume", "wide.safetensors"}, false), "");
+  rewrite_metadata(dir / "ck.safetensors", dir / "odd.safetensors", "heads", "3");
+  check_one_line_error(run(dir, {"--resume", "odd.safetensors"}, false), "heads");
+  // The optimizer file name must not reach outside the checkpoint's directory.
+  rewrite_metadata(dir / "ck.safetensors", dir / "escape.safetensors", "minilm.optimizer",
+                   "../ck.optim-2.safetensors");
+  check_one_line_error(run(dir, {"--resume", "escape.safetensors"}, false), "optimizer file");
   check_one_line_error(run(dir, {"--resume", "ck.safetensors", "--d-model", "64"}, false),
                        "--d-model 64");
   check_one_line_error(
