@@ -1,6 +1,8 @@
 #include "optimi/tensor.hpp"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -51,10 +53,16 @@ const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl, const char* w
 }
 
 void validate_shape(const char* op, const Shape& shape) {
-  for (int64_t d : shape)
+  int64_t bytes = 8;  // the widest element: the byte count must fit int64 too
+  for (int64_t d : shape) {
     if (d < 0)
       throw std::invalid_argument(std::string(op) + ": negative dimension in shape " +
                                   shape_str(shape));
+    if (d > 0 && bytes > std::numeric_limits<int64_t>::max() / d)
+      throw std::invalid_argument(std::string(op) + ": shape " + shape_str(shape) +
+                                  " has more elements than can be addressed");
+    bytes *= std::max<int64_t>(d, 1);
+  }
 }
 
 }  // namespace
@@ -368,6 +376,11 @@ Tensor& Tensor::copy_(const Tensor& src) {
 
 Tensor& Tensor::fill_(double value) {
   checked(impl_, "Tensor::fill_");
+  // An integer tensor cannot hold NaN, infinities or values beyond int64: converting them is UB.
+  if (!optimi::is_floating_point(dtype()) &&
+      !(std::abs(value) < 9.2e18))
+    throw std::invalid_argument("Tensor::fill_/full: value " + std::to_string(value) +
+                                " does not fit a " + std::string(dtype_name(dtype())) + " tensor");
   if (numel() > 0) kernels::fill(*this, value);
   return *this;
 }

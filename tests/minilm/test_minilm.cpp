@@ -344,6 +344,9 @@ TEST_CASE("bad input: one line on stderr and a non-zero exit") {
   check_one_line_error(run(dir, {"--lr", "fast"}), "--lr");
   check_one_line_error(run(dir, {"--lr", "-1"}), "--lr");
   check_one_line_error(run(dir, {"--seq", "0"}), "--seq");
+  check_one_line_error(run(dir, {"--steps", "99999999999999999999"}), "--steps");
+  // Far too big to allocate: refused before the OS would kill the process.
+  check_one_line_error(run(dir, {"--d-model", "4000000"}), "memory");
   check_one_line_error(run(dir, {"--dtype", "float8"}), "--dtype");
   check_one_line_error(run(dir, {"--optimizer", "magic"}), "--optimizer");
   check_one_line_error(run(dir, {"--frobnicate"}), "--frobnicate");
