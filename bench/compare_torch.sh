@@ -8,7 +8,12 @@ build=${1:-$root/build}
 ours=$build/bench/minilm
 ref=$root/../shared/reference/minilm_torch.py
 [ -x "$ours" ] || { echo "compare_torch: build bench/minilm first ($ours)"; exit 2; }
-python3 -c "import torch" 2>/dev/null || { echo "compare_torch: python3-torch is missing (apt-get install python3-torch libopenblas0-openmp)"; exit 2; }
+# Debian's python3-torch lives in the system interpreter, which a pyenv shim may hide.
+python=""
+for p in python3 /usr/bin/python3; do
+  if "$p" -c "import torch" 2>/dev/null; then python=$p; break; fi
+done
+[ -n "$python" ] || { echo "compare_torch: python3-torch is missing (apt-get install python3-torch libopenblas0-openmp)"; exit 2; }
 export OMP_NUM_THREADS=2
 
 # Prints "<median ms> <peak RSS MB>" for one command.
@@ -25,7 +30,7 @@ for config in "seed:--d 20 --layers 1 --heads 2 --seq 64 --batch 8" "small:--d 2
   flags=${config#*:}
   for dtype in float32 bfloat16; do
     read -r ours_ms ours_mb < <(measure "$ours" $flags --dtype "$dtype")
-    read -r torch_ms torch_mb < <(measure python3 "$ref" $flags --dtype "$dtype" --threads 2)
+    read -r torch_ms torch_mb < <(measure "$python" "$ref" $flags --dtype "$dtype" --threads 2)
     awk -v n="$name" -v d="$dtype" -v a="$ours_ms" -v b="$torch_ms" -v c="$ours_mb" -v e="$torch_mb" \
       'BEGIN { printf "%-6s %-9s %12.1f %12.1f %8.2f %12.1f %12.1f %8.2f\n", n, d, a, b, a / b, c, e, c / e }'
   done

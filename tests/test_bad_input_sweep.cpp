@@ -537,7 +537,8 @@ TEST_CASE("sweep: optimizers reject bad parameter lists", "[sweep]") {
 // [!mayfail]: the optimizers and schedulers still follow optimi's own (narrower) validation here
 // (infinite lr, group overrides, set_lr/set_weight_decay, Ranger alpha, scheduler factors); these
 // checks report the gap on every run until that validation lands (issue 8 note).
-TEST_CASE("sweep: optimizer methods reject foreign parameters and bad groups", "[sweep][!mayfail]") {
+TEST_CASE("sweep: optimizer methods reject foreign parameters and bad groups",
+          "[sweep][!mayfail]") {
   using namespace optim;
   Tensor p = Tensor::ones({2}).requires_grad_();
   Tensor foreign = Tensor::ones({2}).requires_grad_();

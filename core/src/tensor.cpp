@@ -377,8 +377,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
 Tensor& Tensor::fill_(double value) {
   checked(impl_, "Tensor::fill_");
   // An integer tensor cannot hold NaN, infinities or values beyond int64: converting them is UB.
-  if (!optimi::is_floating_point(dtype()) &&
-      !(std::abs(value) < 9.2e18))
+  if (!optimi::is_floating_point(dtype()) && !(std::abs(value) < 9.2e18))
     throw std::invalid_argument("Tensor::fill_/full: value " + std::to_string(value) +
                                 " does not fit a " + std::string(dtype_name(dtype())) + " tensor");
   if (numel() > 0) kernels::fill(*this, value);

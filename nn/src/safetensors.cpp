@@ -8,6 +8,8 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -89,10 +91,27 @@ void write_all(int fd, const void* data, size_t bytes, const fs::path& path) {
   }
 }
 
+// Removes the temporaries of `path` left by writers that were killed mid-write: their process
+// is gone, so nobody will rename them. Live writers' files are left alone.
+void remove_stale_temporaries(const fs::path& dir, const fs::path& path) {
+  std::string prefix = ".";
+  prefix += path.filename().string();
+  prefix += ".tmp.";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());
+    const long pid = std::strtol(rest.c_str(), nullptr, 10);
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) fs::remove(entry.path(), ec);
+  }
+}
+
 // Creates a fresh file beside `path` that no other writer can be using.
 std::pair<int, fs::path> create_temporary(const fs::path& path) {
   static std::atomic<uint64_t> counter{0};
   const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  remove_stale_temporaries(dir, path);
   for (int attempt = 0;; ++attempt) {
     // Appended piece by piece: GCC 12 misreports `"." + std::string` under -Wrestrict.
     std::string name = ".";
