@@ -130,6 +130,11 @@ const std::vector<Option>& options() {
     for (auto& o : toggle("gradient-release", "step each parameter during backward",
                           &Config::gradient_release))
       t.push_back(std::move(o));
+    for (auto& o : toggle("detect-anomaly",
+                          "stop at the first op whose forward or backward "
+                          "produces NaN or Inf, naming it (slow)",
+                          &Config::detect_anomaly))
+      t.push_back(std::move(o));
     t.push_back({"help", "", "show this help", false,
                  [](Config& c, const std::string&) { c.help = true; }, nullptr});
     return t;

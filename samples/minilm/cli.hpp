@@ -27,6 +27,7 @@ struct Config {
   std::string dtype = "float32";
   bool kahan = true;
   bool gradient_release = false;
+  bool detect_anomaly = false;  // name the first op producing NaN/Inf (slow)
   int64_t accumulation = 1;
   std::string device = "cpu";
   std::string data;  // empty: the generated corpus

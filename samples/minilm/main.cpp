@@ -235,6 +235,7 @@ int run(int argc, char** argv) {
   check_fits_in_memory(c);
   c.warmup = std::min(c.warmup, std::max<int64_t>(c.steps - 1, 0));
   const optimi::Device device = c.device == "cuda" ? optimi::Device::cuda() : optimi::Device::cpu();
+  optimi::set_detect_anomaly(c.detect_anomaly);
   return c.score.empty() ? train(c, ck, device) : score(c, ck, device);
 }
 
