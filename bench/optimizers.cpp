@@ -1,29 +1,35 @@
 // Optimizer step benchmark (spec benchmarks.md, section 1): every optimizer over 10,000,000
 // parameters (20 tensors of 500,000) with random gradients in place, in float32 and in bfloat16
-// with Kahan summation, on the CPU. Each figure is the median of 20 steps after 3 warm-up steps.
-// Effective bandwidth counts the minimum bytes an optimizer must read and write per parameter; a
-// STREAM-style triad in the same binary gives the machine's bandwidth for comparison. Triad runs
-// alternate with each optimizer's steps, so that both see the same machine (shared machines
-// drift), and each optimizer is compared with the median of its own triad runs.
+// with Kahan summation, on the CPU or on a CUDA device. Each figure is the median of 20 steps after
+// 3 warm-up steps; on CUDA each step is timed between two synchronizations. Effective bandwidth
+// counts the minimum bytes an optimizer must read and write per parameter; the same binary measures
+// the device's bandwidth for comparison: a STREAM-style triad on the CPU, a device-to-device copy
+// on CUDA. Reference runs alternate with each optimizer's steps, so that both see the same machine
+// (shared machines drift), and each optimizer is compared with the median of its own reference
+// runs.
 //
-//   optimizers [--threads N] [--json PATH]
+//   optimizers [--device cpu|cuda] [--threads N] [--json PATH]
+//   optimizers --help
 #include <omp.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "common.hpp"
+#include "optimi/cuda.hpp"
 #include "optimi/optim.hpp"
 #include "optimi/random.hpp"
 
 using namespace optimi;
+using bench::median;
 
 namespace {
 
@@ -33,15 +39,12 @@ constexpr int64_t kParams = kTensors * kTensorSize;
 constexpr int kWarmup = 3;
 constexpr int kSteps = 20;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
-
-double seconds(const std::function<void()>& f) {
+// Wall time of f, waiting for the work queued on `device` before and after (no wait on the CPU).
+double seconds(const std::function<void()>& f, Device device) {
+  cuda::synchronize(device);
   auto start = std::chrono::steady_clock::now();
   f();
+  cuda::synchronize(device);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
@@ -67,10 +70,12 @@ class Triad {
     const float* b = b_.data();
     const float* c = c_.data();
     const float s = 3.0f;
-    double t = seconds([&] {
+    double t = seconds(
+        [&] {
 #pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < kParams; ++i) a[i] = b[i] + s * c[i];
-    });
+          for (int64_t i = 0; i < kParams; ++i) a[i] = b[i] + s * c[i];
+        },
+        Device::cpu());
     return 3.0 * sizeof(float) * double(kParams) / t;
   }
 
@@ -78,20 +83,49 @@ class Triad {
   std::vector<float> a_, b_, c_;
 };
 
-struct Timing {
-  double step_seconds;  // median
-  double triad;         // median bytes per second of the interleaved triad runs
+// The device's own memory bandwidth, the yardstick of the optimizer steps, with the bars of spec
+// section 1 relative to it.
+struct Reference {
+  std::string name;         // "triad" or "copy": the table's column and the JSON keys' stem
+  std::string description;  // for the header line
+  double bar_float32, bar_bfloat16;
+  std::function<double()> run;  // bytes per second of one run
 };
 
-// kWarmup steps, then kSteps steps each followed by a triad run.
-Timing measure(const std::function<void()>& step, Triad& triad) {
-  for (int i = 0; i < kWarmup; ++i) step();
-  std::vector<double> steps, triads;
-  for (int i = 0; i < kSteps; ++i) {
-    steps.push_back(seconds(step));
-    triads.push_back(triad.run());
+Reference reference(Device device) {
+  char description[96];
+  if (device.is_cpu()) {
+    auto triad = std::make_shared<Triad>();
+    std::snprintf(description, sizeof(description), "STREAM triad over 3 x %lld float32",
+                  (long long)kParams);
+    return {"triad", description, 0.80, 0.70, [triad] { return triad->run(); }};
   }
-  return {median(steps), median(triads)};
+  // Device-to-device copy between two float32 tensors of kParams elements: one read and one write
+  // per element.
+  Tensor src = Tensor::ones({kParams}, DType::Float32, device);
+  Tensor dst = Tensor::zeros({kParams}, DType::Float32, device);
+  std::snprintf(description, sizeof(description),
+                "device-to-device copy of %lld float32 (read + write)", (long long)kParams);
+  return {"copy", description, 0.85, 0.85, [src, dst, device]() mutable {
+            double t = seconds([&] { dst.copy_(src); }, device);
+            return 2.0 * sizeof(float) * double(kParams) / t;
+          }};
+}
+
+struct Timing {
+  double step_seconds;  // median
+  double reference;     // median bytes per second of the interleaved reference runs
+};
+
+// kWarmup steps, then kSteps steps each followed by a reference run.
+Timing measure(const std::function<void()>& step, const Reference& ref, Device device) {
+  for (int i = 0; i < kWarmup; ++i) step();
+  std::vector<double> steps, refs;
+  for (int i = 0; i < kSteps; ++i) {
+    steps.push_back(seconds(step, device));
+    refs.push_back(ref.run());
+  }
+  return {median(steps), median(refs)};
 }
 
 struct Benchmark {
@@ -125,26 +159,50 @@ std::vector<Benchmark> benchmarks() {
   };
 }
 
-}  // namespace
+constexpr const char* kUsage =
+    "usage: optimizers [--device cpu|cuda] [--threads N] [--json PATH]\n"
+    "  --device cpu|cuda  where parameters, gradients and optimizer state live (default cpu);\n"
+    "                     the yardstick is a STREAM triad on cpu, a device-to-device copy on cuda\n"
+    "  --threads N        OpenMP threads (default 2)\n"
+    "  --json PATH        also write the figures to PATH as JSON\n"
+    "  --help             print this and exit\n";
 
-int main(int argc, char** argv) {
+struct Config {
+  Device device = Device::cpu();
   int threads = 2;
   std::string json_path;
+  bool help = false;
+};
+
+// std::invalid_argument for an unknown flag or a bad value.
+Config parse(int argc, char** argv) {
+  Config c;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--threads" && i + 1 < argc) {
-      threads = std::atoi(argv[++i]);
-    } else if (arg == "--json" && i + 1 < argc) {
-      json_path = argv[++i];
-    } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--json PATH]\n", argv[0]);
-      return 2;
-    }
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h")
+      c.help = true;
+    else if (arg == "--device")
+      c.device = bench::parse_device(value());
+    else if (arg == "--threads")
+      c.threads = int(bench::positive_integer(arg, value(), std::numeric_limits<int>::max()));
+    else if (arg == "--json")
+      c.json_path = value();
+    else
+      throw std::invalid_argument("unknown argument '" + arg + "'");
   }
-  omp_set_num_threads(threads);
+  return c;
+}
 
-  Triad triad;
-  std::vector<double> triads;
+int run(const Config& c) {
+  const Device device = c.device;
+  omp_set_num_threads(c.threads);
+
+  Reference ref = reference(device);
+  std::vector<double> refs;
   nlohmann::json results = nlohmann::json::array();
   std::vector<std::string> rows;
   bool all_pass = true;
@@ -153,27 +211,27 @@ int main(int argc, char** argv) {
     bool low = dtype == DType::BFloat16;
     std::vector<Tensor> params;
     for (int64_t i = 0; i < kTensors; ++i) {
-      Tensor p = Tensor::randn({kTensorSize}, dtype).requires_grad_();
-      p.set_grad(Tensor::randn({kTensorSize}, dtype));
+      Tensor p = Tensor::randn({kTensorSize}, dtype, device).requires_grad_();
+      p.set_grad(Tensor::randn({kTensorSize}, dtype, device));
       params.push_back(p);
     }
     for (const Benchmark& b : benchmarks()) {
       auto opt = b.make(params);
-      Timing t = measure([&] { opt->step(); }, triad);
-      triads.push_back(t.triad);
+      Timing t = measure([&] { opt->step(); }, ref, device);
+      refs.push_back(t.reference);
       // bfloat16: every buffer is 2 bytes, and the Kahan buffer is one more read and write.
       double bytes =
           low ? b.read_bytes / 2 + 2 + b.write_bytes / 2 + 2 : b.read_bytes + b.write_bytes;
       double bandwidth = bytes * double(kParams) / t.step_seconds;
-      double fraction = bandwidth / t.triad;
-      double bar = low ? 0.70 : 0.80;
+      double fraction = bandwidth / t.reference;
+      double bar = low ? ref.bar_bfloat16 : ref.bar_float32;
       bool pass = fraction >= bar;
       all_pass = all_pass && pass;
       std::string label = low ? "bfloat16+Kahan" : "float32";
       char row[160];
       std::snprintf(row, sizeof(row), "%-12s %-15s %9.3f %11.1f %8.1f %8.1f %8.2f %6s",
                     b.name.c_str(), label.c_str(), t.step_seconds * 1e3,
-                    double(kParams) / t.step_seconds / 1e6, bandwidth / 1e9, t.triad / 1e9,
+                    double(kParams) / t.step_seconds / 1e6, bandwidth / 1e9, t.reference / 1e9,
                     fraction, pass ? "ok" : "BELOW");
       rows.push_back(row);
       results.push_back({{"optimizer", b.name},
@@ -182,32 +240,37 @@ int main(int argc, char** argv) {
                          {"params_per_second", double(kParams) / t.step_seconds},
                          {"bytes_per_param", bytes},
                          {"bandwidth_gb_s", bandwidth / 1e9},
-                         {"triad_gb_s", t.triad / 1e9},
-                         {"fraction_of_triad", fraction},
+                         {ref.name + "_gb_s", t.reference / 1e9},
+                         {"fraction_of_" + ref.name, fraction},
                          {"bar", bar},
                          {"pass", pass}});
     }
   }
 
-  std::printf("Optimizer step, %lld parameters (%lld tensors of %lld), CPU, %d threads\n",
-              (long long)kParams, (long long)kTensors, (long long)kTensorSize, threads);
-  std::printf("STREAM triad over 3 x %lld float32, median of all runs: %.1f GB/s\n\n",
-              (long long)kParams, median(triads) / 1e9);
+  std::string where = device.is_cpu() ? "CPU, " + std::to_string(c.threads) + " threads"
+                                      : "CUDA device " + device.str();
+  std::printf("Optimizer step, %lld parameters (%lld tensors of %lld), %s\n", (long long)kParams,
+              (long long)kTensors, (long long)kTensorSize, where.c_str());
+  std::printf("%s, median of all runs: %.1f GB/s\n\n", ref.description.c_str(), median(refs) / 1e9);
+  std::string x_ref = "x " + ref.name;
   std::printf("%-12s %-15s %9s %11s %8s %8s %8s %6s\n", "optimizer", "dtype", "ms/step",
-              "Mparams/s", "GB/s", "triad", "x triad", "bar");
+              "Mparams/s", "GB/s", ref.name.c_str(), x_ref.c_str(), "bar");
   for (const std::string& row : rows) std::printf("%s\n", row.c_str());
   std::printf("\n%s\n",
               all_pass ? "every optimizer meets its bar" : "some optimizers are below their bar");
-  if (!json_path.empty()) {
-    nlohmann::json out = {{"benchmark", "optimizers"},
-                          {"threads", threads},
-                          {"params", kParams},
-                          {"tensors", kTensors},
-                          {"warmup_steps", kWarmup},
-                          {"timed_steps", kSteps},
-                          {"triad_gb_s", median(triads) / 1e9},
-                          {"results", results}};
-    std::ofstream(json_path) << out.dump(2) << "\n";
+  if (!c.json_path.empty()) {
+    nlohmann::json out = {{"benchmark", "optimizers"}, {"device", device.str()},
+                          {"threads", c.threads},      {"params", kParams},
+                          {"tensors", kTensors},       {"warmup_steps", kWarmup},
+                          {"timed_steps", kSteps},     {"results", results}};
+    out[ref.name + "_gb_s"] = median(refs) / 1e9;  // triad_gb_s on the CPU, copy_gb_s on CUDA
+    std::ofstream(c.json_path) << out.dump(2) << "\n";
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return bench::run_main("optimizers", kUsage, argc, argv, parse, run);
 }

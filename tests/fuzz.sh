@@ -23,7 +23,7 @@ build=${OPTIMI_FUZZ_BUILD:-build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link -Wno-pass-failed -Wno-unknown-warning-option" \
   -DOPTIMI_SANITIZE=address,undefined \
-  -DOPTIMI_CUDA=OFF -DOPTIMI_BUILD_FUZZERS=ON -DOPTIMI_BUILD_SAMPLES=OFF -DOPTIMI_BUILD_BENCH=OFF \
+  -DOPTIMI_CUDA=OFF -DOPTIMI_BUILD_FUZZERS=ON -DOPTIMI_BUILD_BENCH=OFF \
   >/dev/null
 cmake --build "$build" -j2 --target "${targets[@]/#/fuzz_}"
 

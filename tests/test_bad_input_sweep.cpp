@@ -476,10 +476,7 @@ TEST_CASE("sweep: safetensors files: missing, foreign or mismatched", "[sweep]")
 
 // ---- optim ----
 
-// [!mayfail]: the optimizers and schedulers still follow optimi's own (narrower) validation here
-// (infinite lr, group overrides, set_lr/set_weight_decay, Ranger alpha, scheduler factors); these
-// checks report the gap on every run until that validation lands (issue 8 note).
-TEST_CASE("sweep: optimizers reject NaN, Inf and negative hyperparameters", "[sweep][!mayfail]") {
+TEST_CASE("sweep: optimizers reject NaN, Inf and negative hyperparameters", "[sweep]") {
   const std::vector<Tensor> params = {Tensor::ones({2, 2}).requires_grad_()};
   using namespace optim;
   CHECK_INVALID(AdamW(params, {}), "lr");
@@ -534,11 +531,7 @@ TEST_CASE("sweep: optimizers reject bad parameter lists", "[sweep]") {
                 "more than once");
 }
 
-// [!mayfail]: the optimizers and schedulers still follow optimi's own (narrower) validation here
-// (infinite lr, group overrides, set_lr/set_weight_decay, Ranger alpha, scheduler factors); these
-// checks report the gap on every run until that validation lands (issue 8 note).
-TEST_CASE("sweep: optimizer methods reject foreign parameters and bad groups",
-          "[sweep][!mayfail]") {
+TEST_CASE("sweep: optimizer methods reject foreign parameters and bad groups", "[sweep]") {
   using namespace optim;
   Tensor p = Tensor::ones({2}).requires_grad_();
   Tensor foreign = Tensor::ones({2}).requires_grad_();
@@ -593,10 +586,7 @@ TEST_CASE("sweep: optimizer load rejects missing, foreign and mismatched files",
   CHECK_INVALID(two_params.load(dir / "adamw.safetensors"), "1 parameters", "2");
 }
 
-// [!mayfail]: the optimizers and schedulers still follow optimi's own (narrower) validation here
-// (infinite lr, group overrides, set_lr/set_weight_decay, Ranger alpha, scheduler factors); these
-// checks report the gap on every run until that validation lands (issue 8 note).
-TEST_CASE("sweep: schedulers reject bad step counts and factors", "[sweep][!mayfail]") {
+TEST_CASE("sweep: schedulers reject bad step counts and factors", "[sweep]") {
   using namespace optim;
   AdamW opt({Tensor::ones({2}).requires_grad_()}, {.lr = 1e-3});
   CHECK_INVALID(LinearWarmup(opt, -1), "-1");

@@ -99,8 +99,16 @@ TEST_CASE("optimizers reject bad hyperparameters with optimi's messages", "[opti
   CHECK(invalid_argument_message([&] { Adam opt(std::vector<Tensor>{}, {.lr = 1e-3}); }) ==
         "optimizer got an empty parameter list");
   CHECK_THROWS_AS(Adam(std::vector<ParamGroup>{{{p}}, {{p}}}, {.lr = 1e-3}), std::invalid_argument);
-  // Group overrides are not validated, as in optimi.
-  CHECK_NOTHROW(SGD(std::vector<ParamGroup>{{{p}, -5.0}}, {.lr = 0.1}));
+  // optimi accepts any group override (a group lr of -5 included); here they get the checks of the
+  // defaults, and so do infinite values and Ranger's alpha.
+  CHECK(invalid_argument_message([&] {
+          SGD opt(std::vector<ParamGroup>{{{p}, -5.0}}, {.lr = 0.1});
+        }) == "Invalid learning rate: lr=-5.0 in param group 0");
+  CHECK(invalid_argument_message([&] {
+          AdamW opt({p}, {.lr = std::numeric_limits<double>::infinity()});
+        }) == "Invalid learning rate: lr=inf");
+  CHECK(invalid_argument_message([&] { Ranger opt({p}, {.lr = 1e-3, .alpha = 2.0}); }) ==
+        "Invalid lookahead alpha: alpha=2.0");
 }
 
 TEST_CASE("bad use of a built optimizer throws std::invalid_argument", "[optim]") {

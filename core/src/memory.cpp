@@ -2,9 +2,12 @@
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
+
+#include "core/src/block_cache.hpp"
 
 #ifdef OPTIMI_WITH_CUDA
 #include "kernels/cuda/backend.hpp"
@@ -12,6 +15,14 @@
 
 namespace optimi {
 namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+constexpr bool kAddressSanitizer = __has_feature(address_sanitizer);
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
 
 constexpr int kMaxDevices = 16;
 struct Counters {
@@ -27,20 +38,49 @@ Counters& counters_for(Device d) {
   return counters[1 + d.index];
 }
 
-// 64-byte alignment keeps vector loads aligned and avoids false sharing between threads.
+// 64-byte alignment keeps vector loads aligned and avoids false sharing between threads. Blocks
+// of 64 KiB and more are cached: glibc maps large blocks afresh (and returns them on free), so
+// each step of a training loop would page-fault through all of its activations again.
 class CpuAllocator final : public Allocator {
  public:
   void* allocate(size_t bytes, Device) override {
-    size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    const size_t size = block_size(bytes);
+    if (size >= kCachedFrom) {
+      if (void* p = cache_.take(size)) return p;
+    }
+    void* p = std::aligned_alloc(64, size);
+    if (!p && size >= kCachedFrom) {
+      release_cached();
+      p = std::aligned_alloc(64, size);
+    }
     if (!p) throw std::bad_alloc();
     return p;
   }
-  void deallocate(void* ptr, size_t, Device) override { std::free(ptr); }
+  void deallocate(void* ptr, size_t bytes, Device) override {
+    const size_t size = block_size(bytes);
+    if (size < kCachedFrom || !cache_.put(ptr, size, kCacheLimit)) std::free(ptr);
+  }
+
+ private:
+  // Under AddressSanitizer nothing is cached, so that it sees every use after free.
+  static constexpr size_t kCachedFrom = kAddressSanitizer ? SIZE_MAX : size_t(64) << 10;
+  static constexpr int64_t kCacheLimit = int64_t(4) << 30;
+
+  static size_t block_size(size_t bytes) {
+    const size_t size =
+        bytes < kCachedFrom ? (bytes + 63) / 64 * 64 : detail::BlockCache::bin_size(bytes);
+    return size == 0 ? 64 : size;
+  }
+  void release_cached() {
+    cache_.release_all([](void* p, size_t) { std::free(p); });
+  }
+
+  detail::BlockCache cache_;
 };
 
 std::array<Allocator*, 2>& allocators() {
-  static CpuAllocator cpu;
+  // Never destroyed, so that storage freed by other static destructors still finds it.
+  static CpuAllocator& cpu = *new CpuAllocator();
 #ifdef OPTIMI_WITH_CUDA
   // Referenced here rather than registered by a static initialiser, which the linker drops from
   // a static library when nothing else in its object file is used.

@@ -164,7 +164,8 @@ void Tensor::copy_to_host(void* dst, DType as) const {
   checked(impl_, "Tensor::to_vector");
   Tensor host = empty(shape(), as);
   host.copy_(*this);
-  std::memcpy(dst, host.data_ptr(), size_t(host.nbytes()));
+  if (host.nbytes() > 0)  // an empty tensor has no storage, and memcpy forbids null
+    std::memcpy(dst, host.data_ptr(), size_t(host.nbytes()));
 }
 
 double Tensor::item() const {

@@ -141,8 +141,7 @@ void forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bo
   const int64_t dv = vm.cols;
   T* o = out.data<T>();
   C* p = probs.data<C>();
-#pragma omp parallel if (count > 1 && count * sq * sk >= kParallelGrain)
-  {
+  parallel_region_if(count > 1 && count * sq * sk >= kParallelGrain, [&] {
     std::vector<C> qs, ks, vs;
     Mat<C> os;
 #pragma omp for schedule(static)
@@ -161,7 +160,7 @@ void forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bo
       });
       flush(o + b * sq * dv, os);
     }
-  }
+  });
 }
 
 // dV = P^T dO, dS = P * (dP - rowsum(P * dP)) with dP = dO V^T, dQ = scale dS K,
@@ -184,8 +183,7 @@ void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Te
   T* gq = grad_q.data<T>();
   T* gk = grad_k.data<T>();
   T* gv = grad_v.data<T>();
-#pragma omp parallel if (count > 1 && count * sq * sk >= kParallelGrain)
-  {
+  parallel_region_if(count > 1 && count * sq * sk >= kParallelGrain, [&] {
     std::vector<C> gs, qs, ks, vs;
     std::vector<C> ds_buffer(std::min(sq, causal ? kCausalBlock : sq) * sk);
     Mat<C> qscratch, kscratch, vscratch;
@@ -224,7 +222,7 @@ void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Te
       flush(gk + b * sk * d, kscratch);
       flush(gv + b * sk * dv, vscratch);
     }
-  }
+  });
 }
 
 }  // namespace

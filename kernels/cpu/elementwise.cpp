@@ -182,21 +182,44 @@ void reduce_typed(const Tensor& x, int64_t dim, Tensor& out) {
   const ReduceShape r = reduce_shape(x, dim);
   const T* in = x.data<T>();
   T* o = out.data<T>();
-#pragma omp parallel for schedule(static) if (r.outer * r.reduced * r.inner >= kParallelGrain)
-  for (int64_t b = 0; b < r.outer; ++b) {
-    const T* base = in + b * r.reduced * r.inner;
-    for (int64_t j = 0; j < r.inner; ++j) {
-      Acc acc = kMax ? Acc(load(base[j])) : Acc(0);
-      for (int64_t k = kMax ? 1 : 0; k < r.reduced; ++k) {
-        Acc v = Acc(load(base[k * r.inner + j]));
-        if constexpr (kMax) {
-          acc = (v > acc || v != v) ? v : acc;  // NaN propagates, as in PyTorch
-        } else {
-          acc += v;
-        }
-      }
-      o[b * r.inner + j] = store<T>(compute_t<T>(acc));
+  auto combine = [](Acc acc, Acc v) {
+    if constexpr (kMax) {
+      return (v > acc || v != v) ? v : acc;  // NaN propagates, as in PyTorch
+    } else {
+      return acc + v;
     }
+  };
+  // A task reduces a chunk of the inner columns of one outer slice, walking the reduced dim row
+  // by row: the loads stay contiguous and vectorise, and a reduction over the leading dim (a bias
+  // gradient) still splits across threads.
+  constexpr int64_t kChunk = 256;
+  const int64_t chunks = (r.inner + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (r.outer * r.reduced * r.inner >= kParallelGrain)
+  for (int64_t task = 0; task < r.outer * chunks; ++task) {
+    const int64_t b = task / chunks;
+    const int64_t j0 = (task % chunks) * kChunk;
+    const int64_t nj = std::min(kChunk, r.inner - j0);
+    const T* base = in + b * r.reduced * r.inner + j0;
+    T* dst = o + b * r.inner + j0;
+    if (nj == 1) {  // a reduction along the last dim
+      Acc acc = kMax ? Acc(load(base[0])) : Acc(0);
+      if constexpr (kMax) {
+        for (int64_t k = 1; k < r.reduced; ++k) acc = combine(acc, Acc(load(base[k])));
+      } else {
+#pragma omp simd reduction(+ : acc)
+        for (int64_t k = 0; k < r.reduced; ++k) acc += Acc(load(base[k]));
+      }
+      dst[0] = store<T>(compute_t<T>(acc));
+      continue;
+    }
+    Acc acc[kChunk];
+    for (int64_t j = 0; j < nj; ++j) acc[j] = kMax ? Acc(load(base[j])) : Acc(0);
+    for (int64_t k = kMax ? 1 : 0; k < r.reduced; ++k) {
+      const T* row = base + k * r.inner;
+#pragma omp simd
+      for (int64_t j = 0; j < nj; ++j) acc[j] = combine(acc[j], Acc(load(row[j])));
+    }
+    for (int64_t j = 0; j < nj; ++j) dst[j] = store<T>(compute_t<T>(acc[j]));
   }
 }
 

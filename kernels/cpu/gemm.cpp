@@ -136,11 +136,13 @@ bool parallel_over_batch(const Problem& p) {
 template <class T>
 void run_native(const Problem& p, const T* a, const T* b, T* c) {
   MultiplyFn<T> multiply = multiply_for<T>(p.a.col_major, p.b.col_major);
-#pragma omp parallel for schedule(static) if (parallel_over_batch(p))
-  for (int64_t i = 0; i < p.batch; ++i) {
-    multiply(a + p.a_offsets[size_t(i)], p.a.ld, b + p.b_offsets[size_t(i)], p.b.ld,
-             c + i * p.m * p.n, p.m, p.n, p.k);
-  }
+  parallel_region_if(parallel_over_batch(p), [&] {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < p.batch; ++i) {
+      multiply(a + p.a_offsets[size_t(i)], p.a.ld, b + p.b_offsets[size_t(i)], p.b.ld,
+               c + i * p.m * p.n, p.m, p.n, p.k);
+    }
+  });
 }
 
 // Float32 scratch matrices for one 16-bit product at a time.
@@ -181,21 +183,25 @@ void run_widened(const Problem& p, const T* a, const T* b, T* c) {
 }
 
 // Strides of one matrix of an operand, as gemm_avx512 takes them.
-std::pair<int64_t, int64_t> strides_of(Layout layout) {
-  return layout.col_major ? std::pair<int64_t, int64_t>{1, layout.ld}
-                          : std::pair<int64_t, int64_t>{layout.ld, 1};
+struct Strides {
+  int64_t row, col;
+};
+Strides strides_of(Layout layout) {
+  return layout.col_major ? Strides{1, layout.ld} : Strides{layout.ld, 1};
 }
 
 template <class T>
 void run_avx512(const Problem& p, const T* a, const T* b, T* c) {
-  auto [a_rs, a_cs] = strides_of(p.a);
-  auto [b_rs, b_cs] = strides_of(p.b);
-  bool over_batch = parallel_over_batch(p);
-#pragma omp parallel for schedule(dynamic) if (over_batch)
-  for (int64_t i = 0; i < p.batch; ++i) {
-    gemm_avx512(a + p.a_offsets[size_t(i)], a_rs, a_cs, b + p.b_offsets[size_t(i)], b_rs, b_cs,
-                c + i * p.m * p.n, p.m, p.n, p.k, !over_batch);
-  }
+  const Strides as = strides_of(p.a);
+  const Strides bs = strides_of(p.b);
+  const bool over_batch = parallel_over_batch(p);
+  parallel_region_if(over_batch, [&] {
+#pragma omp for schedule(dynamic)
+    for (int64_t i = 0; i < p.batch; ++i) {
+      gemm_avx512(a + p.a_offsets[size_t(i)], as.row, as.col, b + p.b_offsets[size_t(i)], bs.row,
+                  bs.col, c + i * p.m * p.n, p.m, p.n, p.k, !over_batch);
+    }
+  });
 }
 
 }  // namespace

@@ -36,8 +36,13 @@ __mmask16 lanes(int64_t count) {
 // Only the functions below use AVX-512, so the rest of the library keeps its own target and
 // these are chosen at run time. They instantiate no standard-library templates: a copy compiled
 // for this target could be the one the linker keeps for everyone.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))), \
+                             apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
+#endif
 namespace {
 
 // Both kernels consume 32-bit units along the depth: one float32, or a pair of bfloat16 (k = 2p
@@ -176,7 +181,11 @@ void run_block(const uint32_t* a_packed, int64_t mc, int64_t steps, const uint32
 }
 
 }  // namespace
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 namespace {
 

@@ -14,6 +14,20 @@ namespace optimi::kernels::cpu {
 constexpr int64_t kParallelGrain = 1
                                    << 15;  // elements below which threads cost more than they save
 
+// Runs `region` as an OpenMP parallel region when `parallel`, else on this thread alone; `omp for`
+// loops inside it share out or run whole accordingly. Not the same as `omp parallel if`: a region
+// that code inside a serialised region opens (a threaded GEMM, Eigen's) is a nested one, and
+// libgomp starts fresh threads for every nested team, about 50 us each time.
+template <class Region>
+void parallel_region_if(bool parallel, Region&& region) {
+  if (parallel) {
+#pragma omp parallel
+    region();
+  } else {
+    region();
+  }
+}
+
 template <int N>
 struct StridedLayout {
   Shape shape;                   // merged, outermost first; at least one dim

@@ -1,50 +1,30 @@
 #include <array>
+#include <limits>
 #include <mutex>
-#include <unordered_map>
-#include <vector>
 
+#include "core/src/block_cache.hpp"
 #include "kernels/cuda/backend.hpp"
 #include "kernels/cuda/runtime.cuh"
 #include "optimi/cuda.hpp"
 
 // The caching allocator of CUDA storage. cudaMalloc and cudaFree synchronise the device and cost
-// tens of microseconds, so freed blocks go to per-device free lists binned by rounded size and the
-// next request of that bin reuses one: a training loop, which allocates the same sizes every
-// step, stops calling the driver after its first step. All of a device's work runs on one
-// stream, so a block freed while kernels that use it are still queued can be handed out at once:
-// whatever uses it next is queued behind them.
+// tens of microseconds, so freed blocks go to a per-device BlockCache and the next request of
+// their bin reuses one: a training loop stops calling the driver after its first step. All of a
+// device's work runs on one stream, so a block freed while kernels that use it are still queued
+// can be handed out at once: whatever uses it next is queued behind them.
 namespace optimi::kernels::cuda {
 namespace {
 
 constexpr int kMaxDevices = 16;
-constexpr size_t kSmallGranule = 512;    // also cudaMalloc's alignment guarantee and more
-constexpr size_t kSmallLimit = 1 << 20;  // below this, bins are multiples of 512 bytes
-constexpr int kLargeStepsPerOctave = 8;  // above, 8 bins per power of two: <= 12.5% slack
-
-size_t bin_size(size_t bytes) {
-  if (bytes <= kSmallLimit) return (bytes + kSmallGranule - 1) / kSmallGranule * kSmallGranule;
-  size_t octave = size_t(1) << (63 - __builtin_clzll(bytes - 1));  // largest power of 2 < bytes
-  size_t step = octave / kLargeStepsPerOctave;
-  return (bytes + step - 1) / step * step;
-}
 
 class CachingAllocator final : public Allocator {
  public:
   void* allocate(size_t bytes, Device device) override {
     check_device("CUDA allocation", device);
     if (bytes == 0) return nullptr;
-    const size_t bin = bin_size(bytes);
-    Cache& c = cache(device);
-    {
-      std::lock_guard<std::mutex> lock(c.mutex);
-      auto it = c.free.find(bin);
-      if (it != c.free.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        c.cached_bytes -= int64_t(bin);
-        return p;
-      }
-    }
+    const size_t bin = detail::BlockCache::bin_size(bytes);
+    PerDevice& d = state(device);
+    if (void* p = d.cache.take(bin)) return p;
     DeviceGuard guard(device);
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, bin);
@@ -60,61 +40,55 @@ class CachingAllocator final : public Allocator {
                                std::to_string(memory_stats(device).live_bytes) +
                                " bytes in use by tensors)");
     }
-    std::lock_guard<std::mutex> lock(c.mutex);
-    c.reserved_bytes += int64_t(bin);
-    ++c.device_allocations;
+    std::lock_guard<std::mutex> lock(d.mutex);
+    d.reserved_bytes += int64_t(bin);
+    ++d.device_allocations;
     return p;
   }
 
   // Never calls CUDA: tensors destroyed during static destruction, after the runtime has shut
-  // down, only return their blocks to the lists.
+  // down, only return their blocks to the cache, which keeps every block.
   void deallocate(void* ptr, size_t bytes, Device device) override {
     if (ptr == nullptr) return;
-    const size_t bin = bin_size(bytes);
-    Cache& c = caches_[size_t(device.index)];  // checked when the block was allocated
-    std::lock_guard<std::mutex> lock(c.mutex);
-    c.free[bin].push_back(ptr);
-    c.cached_bytes += int64_t(bin);
+    // The device was checked when the block was allocated.
+    devices_[size_t(device.index)].cache.put(ptr, detail::BlockCache::bin_size(bytes),
+                                             std::numeric_limits<int64_t>::max());
   }
 
   void release_cached(Device device) {
-    Cache& c = cache(device);
+    PerDevice& d = state(device);
     DeviceGuard guard(device);
     sync(device);  // queued kernels may still use the blocks
-    std::lock_guard<std::mutex> lock(c.mutex);
-    for (auto& [bin, blocks] : c.free) {
-      for (void* p : blocks) {
-        OPTIMI_CUDA_CHECK(cudaFree(p));
-        c.reserved_bytes -= int64_t(bin);
-        c.cached_bytes -= int64_t(bin);
-        ++c.device_frees;
-      }
-      blocks.clear();
-    }
+    d.cache.release_all([&](void* p, size_t bin) {
+      OPTIMI_CUDA_CHECK(cudaFree(p));
+      std::lock_guard<std::mutex> lock(d.mutex);
+      d.reserved_bytes -= int64_t(bin);
+      ++d.device_frees;
+    });
   }
 
   optimi::cuda::CachingAllocatorStats stats(Device device) {
-    Cache& c = cache(device);
-    std::lock_guard<std::mutex> lock(c.mutex);
-    return {c.reserved_bytes, c.cached_bytes, c.device_allocations, c.device_frees};
+    PerDevice& d = state(device);
+    const int64_t cached = d.cache.cached_bytes();
+    std::lock_guard<std::mutex> lock(d.mutex);
+    return {d.reserved_bytes, cached, d.device_allocations, d.device_frees};
   }
 
  private:
-  struct Cache {
-    std::mutex mutex;
-    std::unordered_map<size_t, std::vector<void*>> free;  // bin size -> free blocks
+  struct PerDevice {
+    detail::BlockCache cache;
+    std::mutex mutex;  // guards the counters
     int64_t reserved_bytes = 0;
-    int64_t cached_bytes = 0;
     int64_t device_allocations = 0;
     int64_t device_frees = 0;
   };
 
-  Cache& cache(Device device) {
+  PerDevice& state(Device device) {
     check_device("CUDA allocator", device);
-    return caches_[size_t(device.index)];
+    return devices_[size_t(device.index)];
   }
 
-  std::array<Cache, kMaxDevices> caches_;
+  std::array<PerDevice, kMaxDevices> devices_;
 };
 
 CachingAllocator& caching_allocator() {

@@ -37,8 +37,16 @@ void check_betas(std::span<const double> betas) {
   }
 }
 
+void check_rate(const char* what, const char* key, double value, const std::string& where) {
+  if (0.0 <= value && std::isfinite(value)) return;
+  throw std::invalid_argument(std::string("Invalid ") + what + ": " + key + "=" +
+                              python_float(value) + where);
+}
+
 void check_eps(double eps) {
-  if (!(0.0 <= eps)) throw std::invalid_argument("Invalid epsilon: eps=" + python_float(eps));
+  if (!(0.0 <= eps && std::isfinite(eps))) {
+    throw std::invalid_argument("Invalid epsilon: eps=" + python_float(eps));
+  }
 }
 
 double debias_beta(double beta, int64_t t) {

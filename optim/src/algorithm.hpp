@@ -99,6 +99,10 @@ class Algorithm {
 // optimi's validation of betas and eps, most specific checks first (spec 1.1).
 void check_betas(std::span<const double> betas);
 void check_eps(double eps);
+// optimi's `not 0.0 <= x` test for lrs and weight decays, which also rejects NaN; infinities are
+// rejected as well, as they would turn every parameter into NaN at the first step. `where` is
+// appended to the message.
+void check_rate(const char* what, const char* key, double value, const std::string& where = "");
 
 // debias_beta(β, t) = (β^t - β) / (β^t - 1): optimi folds bias correction into the betas, so its
 // state holds debiased averages (spec 0.1).

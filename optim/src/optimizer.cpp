@@ -19,19 +19,10 @@ bool low_precision(DType d) {
 
 // optimi's base checks (spec 1.1), after each optimizer's own; resolves max_lr.
 void validate(detail::CommonOptions& c) {
-  if (!(0.0 <= c.lr)) {
-    throw std::invalid_argument("Invalid learning rate: lr=" + detail::python_float(c.lr) +
-                                (std::isnan(c.lr) ? " (lr is required)" : ""));
-  }
-  if (!(0.0 <= c.weight_decay)) {
-    throw std::invalid_argument("Invalid weight decay: weight_decay=" +
-                                detail::python_float(c.weight_decay));
-  }
+  detail::check_rate("learning rate", "lr", c.lr, std::isnan(c.lr) ? " (lr is required)" : "");
+  detail::check_rate("weight decay", "weight_decay", c.weight_decay);
   if (c.decouple_lr && !c.max_lr) c.max_lr = c.lr;
-  if (c.max_lr && !(0.0 <= *c.max_lr)) {
-    throw std::invalid_argument("Invalid maximum learning rate: max_lr=" +
-                                detail::python_float(*c.max_lr));
-  }
+  if (c.max_lr) detail::check_rate("maximum learning rate", "max_lr", *c.max_lr);
 }
 
 // Fully decoupled weight decay is not scaled by the lr: one warning for the largest value of
@@ -62,6 +53,9 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, std::unique_ptr<detail::Alg
     detail::GroupState g;
     g.lr = pg.lr.value_or(c.lr);
     g.weight_decay = pg.weight_decay.value_or(c.weight_decay);
+    const std::string where = " in param group " + std::to_string(s.groups.size());
+    detail::check_rate("learning rate", "lr", g.lr, where);
+    detail::check_rate("weight decay", "weight_decay", g.weight_decay, where);
     g.kahan_sum = c.kahan_sum;
     for (Tensor& p : pg.params) {
       if (!p.defined()) throw std::invalid_argument("optimizer got an undefined tensor");
@@ -168,6 +162,11 @@ void Optimizer::zero_grad(bool set_to_none) {
 }
 
 void Optimizer::zero_grad(const Tensor& param, bool set_to_none) {
+  if (!param.defined() || !impl_->index.contains(param.impl())) {
+    throw std::invalid_argument(std::string(name()) +
+                                ".zero_grad(param): the tensor is not one of this optimizer's "
+                                "parameters");
+  }
   reset_grad(param, set_to_none);
 }
 
@@ -191,13 +190,17 @@ double Optimizer::lr(size_t g) const {
   return impl_->group(g, "Optimizer::lr").lr;
 }
 void Optimizer::set_lr(size_t g, double lr) {
-  impl_->group(g, "Optimizer::set_lr").lr = lr;
+  detail::GroupState& group = impl_->group(g, "Optimizer::set_lr");
+  detail::check_rate("learning rate", "lr", lr, " in Optimizer::set_lr");
+  group.lr = lr;
 }
 double Optimizer::weight_decay(size_t g) const {
   return impl_->group(g, "Optimizer::weight_decay").weight_decay;
 }
 void Optimizer::set_weight_decay(size_t g, double wd) {
-  impl_->group(g, "Optimizer::set_weight_decay").weight_decay = wd;
+  detail::GroupState& group = impl_->group(g, "Optimizer::set_weight_decay");
+  detail::check_rate("weight decay", "weight_decay", wd, " in Optimizer::set_weight_decay");
+  group.weight_decay = wd;
 }
 
 std::string_view Optimizer::name() const {

@@ -1,6 +1,10 @@
 #include "optimi/optim/ranger.hpp"
 
+#include <stdexcept>
+#include <string>
+
 #include "optim/src/algorithm.hpp"
+#include "optim/src/python_format.hpp"
 
 namespace optimi::optim {
 namespace {
@@ -11,7 +15,11 @@ class RangerAlgorithm final : public detail::Algorithm {
     detail::check_betas(o.betas);
     detail::check_eps(o.eps);
     // optimi leaves k unchecked and fails at the first step with a division by zero.
-    if (o.k == 0) throw std::invalid_argument("Invalid lookahead steps: k=0");
+    if (o.k <= 0) throw std::invalid_argument("Invalid lookahead steps: k=" + std::to_string(o.k));
+    if (!(0.0 <= o.alpha && o.alpha <= 1.0)) {
+      throw std::invalid_argument("Invalid lookahead alpha: alpha=" +
+                                  detail::python_float(o.alpha));
+    }
   }
 
   std::string_view name() const override { return "Ranger"; }

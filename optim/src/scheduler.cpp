@@ -6,6 +6,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "optim/src/algorithm.hpp"
+#include "optim/src/python_format.hpp"
+
 namespace optimi::optim {
 namespace {
 
@@ -14,6 +17,18 @@ void check_steps(const char* op, const char* what, int64_t steps, int64_t minimu
     throw std::invalid_argument(std::string(op) + ": " + what + " must be at least " +
                                 std::to_string(minimum) + ", got " + std::to_string(steps));
   }
+}
+
+void check_start_factor(const char* op, double factor) {
+  if (!(0.0 <= factor && factor <= 1.0)) {
+    throw std::invalid_argument(std::string(op) + ": start_factor must be in [0, 1], got " +
+                                detail::python_float(factor));
+  }
+}
+
+// eta_min is an lr: the optimizers' own check applies.
+void check_eta_min(const char* op, double eta_min) {
+  detail::check_rate("minimum learning rate", "eta_min", eta_min, std::string(" in ") + op);
 }
 
 double linear(double base_lr, double start_factor, int64_t step, int64_t steps) {
@@ -55,6 +70,7 @@ void LRScheduler::apply() {
 LinearWarmup::LinearWarmup(Optimizer& optimizer, int64_t warmup_steps, double start_factor)
     : LRScheduler(optimizer), warmup_steps_(warmup_steps), start_factor_(start_factor) {
   check_steps("LinearWarmup", "warmup_steps", warmup_steps, 0);
+  check_start_factor("LinearWarmup", start_factor);
   apply();
 }
 
@@ -65,6 +81,7 @@ double LinearWarmup::lr_at(double base_lr, int64_t step) const {
 CosineAnnealing::CosineAnnealing(Optimizer& optimizer, int64_t total_steps, double eta_min)
     : LRScheduler(optimizer), total_steps_(total_steps), eta_min_(eta_min) {
   check_steps("CosineAnnealing", "total_steps", total_steps, 1);
+  check_eta_min("CosineAnnealing", eta_min);
   apply();
 }
 
@@ -81,6 +98,8 @@ WarmupCosine::WarmupCosine(Optimizer& optimizer, int64_t warmup_steps, int64_t t
       warmup_start_factor_(warmup_start_factor) {
   check_steps("WarmupCosine", "warmup_steps", warmup_steps, 0);
   check_steps("WarmupCosine", "total_steps", total_steps, warmup_steps + 1);
+  check_eta_min("WarmupCosine", eta_min);
+  check_start_factor("WarmupCosine", warmup_start_factor);
   apply();
 }
 

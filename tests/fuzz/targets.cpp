@@ -17,8 +17,11 @@
 
 #include "checkpoint.hpp"
 #include "cli.hpp"
+#include "data.hpp"
 #include "model.hpp"
 #include "optimizers.hpp"
+#include "setup.hpp"
+#include "train.hpp"
 
 namespace optimi_fuzz {
 namespace {
@@ -210,11 +213,6 @@ std::unique_ptr<optim::Optimizer> make_minilm_optimizer(const minilm::Config& c,
       optimi::utils::param_groups_weight_decay(model, c.weight_decay, {"tok_embeddings"}));
 }
 
-minilm::ModelConfig architecture(const minilm::Config& c) {
-  return {
-      .d_model = c.d_model, .layers = c.layers, .heads = c.heads, .max_seq = c.seq, .rope = c.rope};
-}
-
 // Writes a checkpoint of a tiny model after two steps to `dir`: the model file, which it
 // returns, and beside it the optimizer file that the model file names.
 fs::path write_minilm_checkpoint(const fs::path& dir) {
@@ -224,7 +222,7 @@ fs::path write_minilm_checkpoint(const fs::path& dir) {
   c.heads = 2;
   c.seq = 8;
   optimi::manual_seed(0);
-  minilm::MiniLM model(architecture(c));
+  minilm::MiniLM model(minilm::architecture(c));
   auto optimizer = make_minilm_optimizer(c, model);
   for (int i = 0; i < 2; ++i) {
     set_fixed_grads(model.parameters());
@@ -248,35 +246,19 @@ const fs::path& minilm_input() {
   return path;
 }
 
-// What `minilm --resume FILE` does before training (samples/minilm/main.cpp: resolve_config
-// without flags, validate, build_model; train.cpp: the Trainer's optimizer, scheduler and load).
-void resume_minilm(const fs::path& file) {
-  const minilm::Checkpoint ck = minilm::read_checkpoint(file);
-  minilm::Config c;
-  if (ck.run) minilm::apply_run_settings(c, ck.run->settings);
-  c.d_model = ck.arch.d_model;
-  c.layers = ck.arch.layers;
-  c.heads = ck.arch.heads;
-  c.seq = ck.arch.max_seq;
-  c.rope = ck.arch.rope;
-  if (!ck.run) {
-    auto head = ck.weights.find("head.weight");
-    if (head != ck.weights.end() && head->second.dtype() == DType::BFloat16) c.dtype = "bfloat16";
-  }
-  minilm::validate(c);
-  c.warmup = std::min(c.warmup, std::max<int64_t>(c.steps - 1, 0));
+// Keeps a fuzzed architecture within the fuzzer's RSS limit (tests/fuzz.sh: 2 GiB).
+constexpr int64_t kMinilmMemoryCap = int64_t(512) << 20;
 
-  optimi::manual_seed(c.seed);
-  minilm::MiniLM model(architecture(c));
-  model.load_state_dict(ck.weights);
-  if (c.dtype == "bfloat16") optimi::utils::to_low_precision(model, {.dtype = DType::BFloat16});
-  if (!ck.run) return;
-  auto optimizer = make_minilm_optimizer(c, model);
-  optim::WarmupCosine scheduler(*optimizer, c.warmup, std::max(c.steps, c.warmup + 1), c.lr / 10,
-                                /*warmup_start_factor=*/0.1);
-  optimizer->load(ck.run->optimizer_file);
-  scheduler.set_last_step(ck.run->step);
-  optimi::default_generator().set_state(ck.run->rng_state);
+// Exactly what `minilm --resume FILE` does before its first step (samples/minilm/main.cpp): the
+// configuration from the file, checked; the model with its weights; and the Trainer, which loads
+// the optimizer state, the scheduler's step and the RNG state.
+void resume_minilm(const fs::path& file) {
+  const std::optional<minilm::Checkpoint> ck = minilm::read_checkpoint(file);
+  const minilm::Config c =
+      minilm::prepare_config({{"resume", file.string()}}, ck, kMinilmMemoryCap);
+  auto model = minilm::build_model(c, ck, optimi::Device::cpu());
+  const minilm::Dataset no_data;  // only read once training starts
+  minilm::Trainer trainer(c, *model, no_data, optimi::Device::cpu(), &*ck);
 }
 
 bool run_minilm_checkpoint(const uint8_t* data, size_t size) {

@@ -11,6 +11,7 @@
 
 namespace optimi::optim {
 
+// Group overrides get the checks of the defaults (non-negative and finite), which optimi skips.
 struct ParamGroup {
   std::vector<Tensor> params;
   std::optional<double> lr = std::nullopt;            // unset: the optimizer's default
