@@ -49,6 +49,17 @@ namespace {
 // in the low half, 2p + 1 in the high half) for VDPBF16PS, which multiplies pairs. Packed A holds
 // the units of a 14-row group as [step][row], packed B those of a 32-column panel as
 // [step][column].
+// A 32-bit unit that may sit in the caller's float or bfloat16 matrix (A read in place).
+using Units = uint32_t __attribute__((may_alias, aligned(2)));
+
+// The unit of A at step p of row i: packed A holds a group's units as [step][row]; A read in
+// place (its depth contiguous) has its rows a_row units apart.
+template <int M, bool kPacked>
+inline uint32_t a_unit(const uint32_t* a, int64_t a_row, int64_t p, int i) {
+  const Units* u = reinterpret_cast<const Units*>(a);
+  return kPacked ? u[p * M + i] : u[i * a_row + p];
+}
+
 struct Fp32Fma {
   using Elem = float;
   static constexpr int64_t kDepthStep = 1;
@@ -58,9 +69,9 @@ struct Fp32Fma {
     std::memcpy(&u, x + p * depth_stride, 4);
     return u;
   }
-  template <int M>
-  static void tile(int64_t steps, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
-                   __mmask16 mask0, __mmask16 mask1) {
+  template <int M, bool kPacked>
+  static void tile(int64_t steps, const uint32_t* a, int64_t a_row, const uint32_t* b, float* c,
+                   int64_t ldc, __mmask16 mask0, __mmask16 mask1) {
     __m512 acc0[M], acc1[M];
 #pragma GCC unroll 14
     for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
@@ -69,7 +80,7 @@ struct Fp32Fma {
       __m512 b1 = _mm512_castsi512_ps(_mm512_loadu_si512(b + p * kNr + 16));
 #pragma GCC unroll 14
       for (int i = 0; i < M; ++i) {
-        __m512 ai = _mm512_castsi512_ps(_mm512_set1_epi32(int(a[p * M + i])));
+        __m512 ai = _mm512_castsi512_ps(_mm512_set1_epi32(int(a_unit<M, kPacked>(a, a_row, p, i))));
         acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
         acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
       }
@@ -90,9 +101,9 @@ struct Bf16Dot {
     const uint16_t* lo = x + 2 * p * depth_stride;
     return uint32_t(*lo) | (2 * p + 1 < k ? uint32_t(lo[depth_stride]) << 16 : 0u);
   }
-  template <int M>
-  static void tile(int64_t steps, const uint32_t* a, const uint32_t* b, uint16_t* c, int64_t ldc,
-                   __mmask16 mask0, __mmask16 mask1) {
+  template <int M, bool kPacked>
+  static void tile(int64_t steps, const uint32_t* a, int64_t a_row, const uint32_t* b, uint16_t* c,
+                   int64_t ldc, __mmask16 mask0, __mmask16 mask1) {
     __m512 acc0[M], acc1[M];
 #pragma GCC unroll 14
     for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
@@ -101,7 +112,7 @@ struct Bf16Dot {
       __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + p * kNr + 16);
 #pragma GCC unroll 14
       for (int i = 0; i < M; ++i) {
-        __m512bh ai = (__m512bh)_mm512_set1_epi32(int(a[p * M + i]));
+        __m512bh ai = (__m512bh)_mm512_set1_epi32(int(a_unit<M, kPacked>(a, a_row, p, i)));
         acc0[i] = _mm512_dpbf16_ps(acc0[i], ai, b0);
         acc1[i] = _mm512_dpbf16_ps(acc1[i], ai, b1);
       }
@@ -115,15 +126,16 @@ struct Bf16Dot {
 };
 
 template <class K>
-using TileFn = void (*)(int64_t, const uint32_t*, const uint32_t*, typename K::Elem*, int64_t,
-                        __mmask16, __mmask16);
-template <class K, size_t... M>
+using TileFn = void (*)(int64_t, const uint32_t*, int64_t, const uint32_t*, typename K::Elem*,
+                        int64_t, __mmask16, __mmask16);
+template <class K, bool kPacked, size_t... M>
 constexpr std::array<TileFn<K>, sizeof...(M)> make_tiles(std::index_sequence<M...>) {
-  return {&K::template tile<int(M) + 1>...};
+  return {&K::template tile<int(M) + 1, kPacked>...};
 }
-// kTiles<K>[r - 1] computes a group of r rows.
-template <class K>
-constexpr std::array<TileFn<K>, kMr> kTiles = make_tiles<K>(std::make_index_sequence<kMr>());
+// kTiles<K, packed>[r - 1] computes a group of r rows.
+template <class K, bool kPacked>
+constexpr std::array<TileFn<K>, kMr> kTiles =
+    make_tiles<K, kPacked>(std::make_index_sequence<kMr>());
 
 // Rows [0, mc) of A; group g (rows from 14g) at out + 14g * steps. The loops run along whichever
 // of rows or depth is contiguous in memory.
@@ -164,18 +176,24 @@ void pack_b(Operand<typename K::Elem> b, int64_t nj, int64_t k, int64_t steps, u
   }
 }
 
-// One task: rows [0, mc) of the packed A block against B panels [panel0, panel1) into c (ld n).
+// One task: rows [0, mc) of the A block against B panels [panel0, panel1) into c (ld n). A is
+// packed when a_row is 0, else read in place with its rows a_row units apart.
 template <class K>
-void run_block(const uint32_t* a_packed, int64_t mc, int64_t steps, const uint32_t* b_packed,
-               int64_t panel0, int64_t panel1, int64_t n, typename K::Elem* c) {
+void run_block(const uint32_t* a, int64_t a_row, int64_t mc, int64_t steps,
+               const uint32_t* b_packed, int64_t panel0, int64_t panel1, int64_t n,
+               typename K::Elem* c) {
   for (int64_t panel = panel0; panel < panel1; ++panel) {
     int64_t j0 = panel * kNr;
     __mmask16 mask0 = lanes(n - j0);
     __mmask16 mask1 = lanes(n - j0 - 16);
     for (int64_t ir = 0; ir < mc; ir += kMr) {
-      int64_t mr = std::min(kMr, mc - ir);
-      kTiles<K>[size_t(mr - 1)](steps, a_packed + ir * steps, b_packed + panel * steps * kNr,
-                                c + ir * n + j0, n, mask0, mask1);
+      const size_t rows = size_t(std::min(kMr, mc - ir) - 1);
+      const uint32_t* bp = b_packed + panel * steps * kNr;
+      if (a_row == 0) {
+        kTiles<K, true>[rows](steps, a + ir * steps, 0, bp, c + ir * n + j0, n, mask0, mask1);
+      } else {
+        kTiles<K, false>[rows](steps, a + ir * a_row, a_row, bp, c + ir * n + j0, n, mask0, mask1);
+      }
     }
   }
 }
@@ -208,6 +226,11 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
   const int64_t panels = (n + kNr - 1) / kNr;
   const int64_t blocks_m = (m + kMc - 1) / kMc;
   const int64_t blocks_n = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
+  // A whose depth is contiguous already holds its units in order (bfloat16 pairs too, when k and
+  // the row stride are even): the tiles read it in place, with no packing.
+  constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
+  const bool in_place = a.cs == 1 && k % K::kDepthStep == 0 && a.rs % kUnitElems == 0;
+  const int64_t a_row = a.rs / kUnitElems;
   thread_local std::vector<uint32_t> b_buffer;
   uint32_t* b_packed = scratch(b_buffer, panels * steps * kNr);
   constexpr int64_t kThreadedWork = int64_t(1) << 20;  // m*n*k below which one thread is faster
@@ -219,7 +242,7 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
                 b_packed + panel * steps * kNr);
     }
     thread_local std::vector<uint32_t> a_buffer;
-    uint32_t* a_packed = scratch(a_buffer, std::min(kMc, m) * steps);
+    uint32_t* a_packed = in_place ? nullptr : scratch(a_buffer, std::min(kMc, m) * steps);
     int64_t packed_block = -1;  // consecutive tasks of one thread often share their A block
     // Dynamic: a thread held up (shared cores) leaves its tasks to the others.
 #pragma omp for schedule(dynamic)
@@ -227,13 +250,14 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
       int64_t block = task / blocks_n;
       int64_t i0 = block * kMc;
       int64_t mc = std::min(kMc, m - i0);
-      if (block != packed_block) {
+      const auto* a_block = reinterpret_cast<const uint32_t*>(a.data + i0 * a.rs);
+      if (!in_place && block != packed_block) {
         pack_a<K>({a.data + i0 * a.rs, a.rs, a.cs}, mc, k, steps, a_packed);
         packed_block = block;
       }
       int64_t panel0 = (task % blocks_n) * kPanelsPerTask;
-      run_block<K>(a_packed, mc, steps, b_packed, panel0, std::min(panels, panel0 + kPanelsPerTask),
-                   n, c + i0 * n);
+      run_block<K>(in_place ? a_block : a_packed, in_place ? a_row : 0, mc, steps, b_packed, panel0,
+                   std::min(panels, panel0 + kPanelsPerTask), n, c + i0 * n);
     }
   }
 }
