@@ -436,3 +436,20 @@ struct StableAdamWUpdate {
 };
 
 }  // namespace optimi::kernels
+
+// Applies X to every op above: the launchers (CPU, CUDA and the device dispatch) instantiate
+// their templates for exactly this list.
+#define OPTIMI_FOR_EACH_OPTIMIZER_OP(X) \
+  X(SgdStep)                            \
+  X(SgdMomentumStep<false>)             \
+  X(SgdMomentumStep<true>)              \
+  X(GradientInit)                       \
+  X(AdamStep)                           \
+  X(RAdamStep<false>)                   \
+  X(RAdamStep<true>)                    \
+  X(RangerLookaheadStep<false>)         \
+  X(RangerLookaheadStep<true>)          \
+  X(LionStep)                           \
+  X(AdanStep)                           \
+  X(StableAdamWMoments)                 \
+  X(StableAdamWUpdate)

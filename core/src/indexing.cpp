@@ -25,8 +25,8 @@ Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
                                 shape_str(index.shape()));
   }
   if (t.device() != index.device()) {
-    throw std::invalid_argument("index_select: tensor on " + t.device().str() +
-                                " and index on " + index.device().str());
+    throw std::invalid_argument("index_select: tensor on " + t.device().str() + " and index on " +
+                                index.device().str());
   }
   if (t.dim() == 0) {
     throw std::invalid_argument("index_select: expected a tensor with at least one dimension");

@@ -229,14 +229,14 @@ void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Te
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
                        Tensor& out, Tensor& probs) {
-  visit_floating(q.dtype(), "scaled_dot_product_attention",
+  visit_floating("scaled_dot_product_attention", q.dtype(),
                  [&](auto tag) { forward<decltype(tag)>(q, k, v, scale, causal, out, probs); });
 }
 
 void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& probs, double scale, bool causal, Tensor& grad_q,
                         Tensor& grad_k, Tensor& grad_v) {
-  visit_floating(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
+  visit_floating("scaled_dot_product_attention", q.dtype(), [&](auto tag) {
     backward<decltype(tag)>(grad_out, q, k, v, probs, scale, causal, grad_q, grad_k, grad_v);
   });
 }

@@ -12,7 +12,7 @@ void dropout_mask(Tensor& mask, double p, Generator& gen) {
 }
 
 void dropout_apply(const Tensor& x, const Tensor& mask, double scale, Tensor& out) {
-  visit_floating(x.dtype(), "dropout", [&](auto tag) {
+  visit_floating("dropout", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     const T* xs = x.data<T>();

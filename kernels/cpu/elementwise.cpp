@@ -232,7 +232,7 @@ void require_arithmetic(const char* op, DType t) {
 
 void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) {
   require_arithmetic("unary", out.dtype());
-  dispatch_dtype("unary", out.dtype(), [&](auto tag) {
+  visit_dtype("unary", out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_arithmetic_storage<T>) unary_typed<T>(op, x, out, scalar);
   });
@@ -240,21 +240,21 @@ void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) {
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
   require_arithmetic("binary", out.dtype());
-  dispatch_dtype("binary", out.dtype(), [&](auto tag) {
+  visit_dtype("binary", out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_arithmetic_storage<T>) binary_typed<T>(op, a, b, out);
   });
 }
 
 void copy(const Tensor& src, Tensor& dst) {
-  dispatch_dtype("copy", dst.dtype(), [&](auto dtag) {
-    dispatch_dtype("copy", src.dtype(),
-                   [&](auto stag) { copy_typed<decltype(dtag), decltype(stag)>(src, dst); });
+  visit_dtype("copy", dst.dtype(), [&](auto dtag) {
+    visit_dtype("copy", src.dtype(),
+                [&](auto stag) { copy_typed<decltype(dtag), decltype(stag)>(src, dst); });
   });
 }
 
 void fill(Tensor& dst, double value) {
-  dispatch_dtype("fill", dst.dtype(), [&](auto tag) {
+  visit_dtype("fill", dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T v;
     if constexpr (std::is_same_v<T, bool>) {
@@ -271,7 +271,7 @@ void fill(Tensor& dst, double value) {
 
 void reduce_sum(const Tensor& x, int64_t dim, Tensor& out) {
   require_arithmetic("sum", x.dtype());
-  dispatch_dtype("sum", x.dtype(), [&](auto tag) {
+  visit_dtype("sum", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_arithmetic_storage<T>) reduce_typed<T, false>(x, dim, out);
   });
@@ -279,7 +279,7 @@ void reduce_sum(const Tensor& x, int64_t dim, Tensor& out) {
 
 void reduce_max(const Tensor& x, int64_t dim, Tensor& out) {
   require_arithmetic("max", x.dtype());
-  dispatch_dtype("max", x.dtype(), [&](auto tag) {
+  visit_dtype("max", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_arithmetic_storage<T>) reduce_typed<T, true>(x, dim, out);
   });
@@ -287,7 +287,7 @@ void reduce_max(const Tensor& x, int64_t dim, Tensor& out) {
 
 void reduce_sum_all(const Tensor& x, Tensor& out) {
   require_arithmetic("sum", x.dtype());
-  dispatch_dtype("sum", x.dtype(), [&](auto tag) {
+  visit_dtype("sum", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_arithmetic_storage<T>) {
       using Acc = std::conditional_t<std::is_same_v<T, int64_t>, int64_t, double>;

@@ -6,7 +6,7 @@
 namespace optimi::kernels::cpu {
 
 void embedding_forward(const Tensor& indices, const Tensor& weight, Tensor& out) {
-  visit_floating(weight.dtype(), "embedding", [&](auto tag) {
+  visit_floating("embedding", weight.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const int64_t n = indices.numel();
     const int64_t dim = weight.numel() == 0 ? 0 : weight.numel() / weight.shape()[0];
@@ -22,7 +22,7 @@ void embedding_forward(const Tensor& indices, const Tensor& weight, Tensor& out)
 // Sequential over indices (repeated indices would race), vectorised along each row; the
 // gradient accumulates in the compute type so bfloat16 rows do not lose small contributions.
 void embedding_backward(const Tensor& grad_out, const Tensor& indices, Tensor& grad_weight) {
-  visit_floating(grad_out.dtype(), "embedding", [&](auto tag) {
+  visit_floating("embedding", grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     const int64_t n = indices.numel();

@@ -49,7 +49,7 @@ void index_add(Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src)
   // column blocks of different threads never overlap.
   constexpr int64_t kBlock = 256;
   const int64_t blocks = (e.inner + kBlock - 1) / kBlock;
-  dispatch_dtype("index_add", dst.dtype(), [&](auto tag) {
+  visit_dtype("index_add", dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* out = dst.data<T>();
     const T* in = src.data<T>();

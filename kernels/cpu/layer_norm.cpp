@@ -107,7 +107,7 @@ C* data_or_null(const Tensor& t) {
 
 void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
                         Tensor& y, Tensor& mean, Tensor& rstd) {
-  visit_floating(x.dtype(), "layer_norm", [&](auto tag) {
+  visit_floating("layer_norm", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     const int64_t rows = mean.numel();
@@ -120,7 +120,7 @@ void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
 void layer_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& mean,
                          const Tensor& rstd, const Tensor& weight, Tensor& grad_x,
                          Tensor& grad_weight, Tensor& grad_bias) {
-  visit_floating(x.dtype(), "layer_norm", [&](auto tag) {
+  visit_floating("layer_norm", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     const int64_t rows = mean.numel();

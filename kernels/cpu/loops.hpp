@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/dtype_dispatch.hpp"
 #include "optimi/tensor.hpp"
 
 // Strided N-d iteration shared by the CPU element-wise and copy kernels: operands are broadcast
@@ -112,26 +113,6 @@ void for_each_row(const StridedLayout<N>& l, Row&& row) {
     }
     row(p, inner_stride, inner);
   }
-}
-
-// Calls f(T{}) with T the storage type of `dtype`.
-template <class F>
-void dispatch_dtype(const char* op, DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::Float32:
-      return f(float{});
-    case DType::Float64:
-      return f(double{});
-    case DType::BFloat16:
-      return f(bfloat16{});
-    case DType::Float16:
-      return f(float16{});
-    case DType::Int64:
-      return f(int64_t{});
-    case DType::Bool:
-      return f(bool{});
-  }
-  throw std::invalid_argument(std::string(op) + ": unsupported dtype");
 }
 
 }  // namespace optimi::kernels::cpu

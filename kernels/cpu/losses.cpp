@@ -29,7 +29,7 @@ double chunked_sum(int64_t n, F&& partial) {
 
 double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& lse) {
   double total = 0;
-  visit_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
+  visit_floating("cross_entropy", logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     const int64_t rows = targets.numel();
@@ -61,7 +61,7 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                             double scale, Tensor& grad_logits) {
-  visit_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
+  visit_floating("cross_entropy", logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     const int64_t rows = targets.numel();
@@ -87,7 +87,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
 
 double mse_forward(const Tensor& input, const Tensor& target) {
   double total = 0;
-  visit_floating(input.dtype(), "mse_loss", [&](auto tag) {
+  visit_floating("mse_loss", input.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* a = input.data<T>();
     const T* b = target.data<T>();
@@ -106,7 +106,7 @@ double mse_forward(const Tensor& input, const Tensor& target) {
 
 void mse_backward(const Tensor& input, const Tensor& target, double scale, Tensor& grad_input,
                   Tensor& grad_target) {
-  visit_floating(input.dtype(), "mse_loss", [&](auto tag) {
+  visit_floating("mse_loss", input.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     const T* a = input.data<T>();

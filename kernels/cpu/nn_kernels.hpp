@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/dtype_dispatch.hpp"
 #include "optimi/dtype.hpp"
 #include "optimi/random.hpp"
 #include "optimi/tensor.hpp"
@@ -13,24 +14,6 @@
 // round on store, float64 computes in double. "Compute-typed" tensors (saved statistics, weights
 // handed to a kernel) are Float64 for float64 inputs and Float32 otherwise.
 namespace optimi::kernels::cpu {
-
-// Calls f(T{}) with T the storage type of a floating-point dtype.
-template <class F>
-void visit_floating(DType dtype, const char* op, F&& f) {
-  switch (dtype) {
-    case DType::Float32:
-      return f(float{});
-    case DType::Float64:
-      return f(double{});
-    case DType::BFloat16:
-      return f(bfloat16{});
-    case DType::Float16:
-      return f(float16{});
-    default:
-      throw std::invalid_argument(std::string(op) + ": expected a floating-point tensor, got " +
-                                  std::string(dtype_name(dtype)));
-  }
-}
 
 // The dtype kernels compute in for inputs of `dtype`.
 inline DType compute_dtype(DType dtype) {

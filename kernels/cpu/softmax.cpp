@@ -145,7 +145,7 @@ void backward_strided(const T* g, const T* y, T* dx, int64_t outer, int64_t size
 
 void softmax_forward(const Tensor& x, Tensor& y, int64_t outer, int64_t size, int64_t inner,
                      bool log) {
-  visit_floating(x.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
+  visit_floating(log ? "log_softmax" : "softmax", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if (inner == 1) {
       forward_last_dim(x.data<T>(), y.data<T>(), outer, size, log);
@@ -157,7 +157,7 @@ void softmax_forward(const Tensor& x, Tensor& y, int64_t outer, int64_t size, in
 
 void softmax_backward(const Tensor& grad_y, const Tensor& y, Tensor& grad_x, int64_t outer,
                       int64_t size, int64_t inner, bool log) {
-  visit_floating(y.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
+  visit_floating(log ? "log_softmax" : "softmax", y.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if (inner == 1) {
       backward_last_dim(grad_y.data<T>(), y.data<T>(), grad_x.data<T>(), outer, size, log);

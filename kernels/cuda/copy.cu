@@ -50,8 +50,8 @@ void copy_on_device(const Tensor& src, Tensor& dst) {
                                       cudaMemcpyDeviceToDevice, stream(device)));
     return;
   }
-  visit_all("copy", dst.dtype(), [&](auto dtag) {
-    visit_all("copy", src.dtype(), [&](auto stag) {
+  visit_dtype("copy", dst.dtype(), [&](auto dtag) {
+    visit_dtype("copy", src.dtype(), [&](auto stag) {
       using D = decltype(dtag);
       using S = decltype(stag);
       const Layout<2> l = make_layout<2>("copy", {&dst, &src});

@@ -176,7 +176,7 @@ void require_arithmetic(const char* op, DType t) {
 void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) {
   require_arithmetic("unary", out.dtype());
   DeviceGuard guard(out.device());
-  visit_all("unary", out.dtype(), [&](auto tag) {
+  visit_dtype("unary", out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (!std::is_same_v<T, bool>) unary_typed<T>(op, x, out, scalar);
   });
@@ -185,7 +185,7 @@ void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) {
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
   require_arithmetic("binary", out.dtype());
   DeviceGuard guard(out.device());
-  visit_all("binary", out.dtype(), [&](auto tag) {
+  visit_dtype("binary", out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (!std::is_same_v<T, bool>) binary_typed<T>(op, a, b, out);
   });
@@ -193,7 +193,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
 
 void fill(Tensor& dst, double value) {
   DeviceGuard guard(dst.device());
-  visit_all("fill", dst.dtype(), [&](auto tag) {
+  visit_dtype("fill", dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T v;
     if constexpr (std::is_same_v<T, bool>) {

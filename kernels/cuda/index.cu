@@ -54,7 +54,7 @@ void index_select(const Tensor& src, int64_t dim, const Tensor& index, Tensor& o
   const int64_t n = index.numel();
   if (e.outer * n * e.inner == 0) return;
   DeviceGuard guard(out.device());
-  visit_all("index_select", src.dtype(), [&](auto tag) {
+  visit_dtype("index_select", src.dtype(), [&](auto tag) {
     using T = decltype(tag);
     index_select_kernel<<<grid_for(e.outer * n * e.inner), kThreads, 0, stream(out.device())>>>(
         ptr<const T>(src), ptr<const int64_t>(index), ptr<T>(out), e.outer,
@@ -70,7 +70,7 @@ void index_add(Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src)
   if (dst.dtype() == DType::Bool)
     throw std::invalid_argument("index_add: not supported for bool tensors");
   DeviceGuard guard(dst.device());
-  visit_all("index_add", dst.dtype(), [&](auto tag) {
+  visit_dtype("index_add", dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (!std::is_same_v<T, bool>) {
       index_add_kernel<<<grid_for(e.outer * n * e.inner), kThreads, 0, stream(dst.device())>>>(

@@ -256,19 +256,7 @@ void stable_adamw_step(Device device, const StableAdamWMoments& moments,
 #define OPTIMI_INSTANTIATE(Op)                        \
   static_assert(sizeof(Batch<Op>) <= kArgumentBytes); \
   template std::vector<double> launch(Device, std::span<const Op>, std::span<const KernelArgs>);
-OPTIMI_INSTANTIATE(SgdStep)
-OPTIMI_INSTANTIATE(SgdMomentumStep<false>)
-OPTIMI_INSTANTIATE(SgdMomentumStep<true>)
-OPTIMI_INSTANTIATE(GradientInit)
-OPTIMI_INSTANTIATE(AdamStep)
-OPTIMI_INSTANTIATE(RAdamStep<false>)
-OPTIMI_INSTANTIATE(RAdamStep<true>)
-OPTIMI_INSTANTIATE(RangerLookaheadStep<false>)
-OPTIMI_INSTANTIATE(RangerLookaheadStep<true>)
-OPTIMI_INSTANTIATE(LionStep)
-OPTIMI_INSTANTIATE(AdanStep)
-OPTIMI_INSTANTIATE(StableAdamWMoments)
-OPTIMI_INSTANTIATE(StableAdamWUpdate)
+OPTIMI_FOR_EACH_OPTIMIZER_OP(OPTIMI_INSTANTIATE)
 #undef OPTIMI_INSTANTIATE
 
 }  // namespace optimi::kernels::cuda

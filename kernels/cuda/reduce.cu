@@ -90,7 +90,7 @@ void reduce_dim(const char* op, const Tensor& x, int64_t dim, Tensor& out) {
     throw std::invalid_argument(std::string(op) + ": not supported for bool tensors");
   DeviceGuard guard(x.device());
   const Extents e = extents(x, dim);
-  visit_all(op, x.dtype(), [&](auto tag) {
+  visit_dtype(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (!std::is_same_v<T, bool>) {
       cudaStream_t s = stream(x.device());
@@ -121,7 +121,7 @@ void reduce_sum_all(const Tensor& x, Tensor& out) {
   if (x.dtype() == DType::Bool) throw std::invalid_argument("sum: not supported for bool tensors");
   const Device device = x.device();
   DeviceGuard guard(device);
-  visit_all("sum", x.dtype(), [&](auto tag) {
+  visit_dtype("sum", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (!std::is_same_v<T, bool>) {
       const unsigned blocks = std::min(grid_for(x.numel()), 1024u);

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/dtype_dispatch.hpp"
 #include "optimi/device.hpp"
 #include "optimi/dtype.hpp"
 #include "optimi/tensor.hpp"
@@ -66,44 +67,6 @@ constexpr int kThreads = 256;
 inline unsigned grid_for(int64_t n, int threads = kThreads) {
   const int64_t blocks = (n + threads - 1) / threads;
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, 65535));
-}
-
-// Calls f(T{}) with T the storage type of `dtype`.
-template <class F>
-void visit_all(const char* op, DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::Float32:
-      return f(float{});
-    case DType::Float64:
-      return f(double{});
-    case DType::BFloat16:
-      return f(bfloat16{});
-    case DType::Float16:
-      return f(float16{});
-    case DType::Int64:
-      return f(int64_t{});
-    case DType::Bool:
-      return f(bool{});
-  }
-  throw std::invalid_argument(std::string(op) + ": unsupported dtype");
-}
-
-// Calls f(T{}) with T the storage type of a floating-point dtype.
-template <class F>
-void visit_floating(const char* op, DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::Float32:
-      return f(float{});
-    case DType::Float64:
-      return f(double{});
-    case DType::BFloat16:
-      return f(bfloat16{});
-    case DType::Float16:
-      return f(float16{});
-    default:
-      throw std::invalid_argument(std::string(op) + ": expected a floating-point tensor, got " +
-                                  std::string(dtype_name(dtype)));
-  }
 }
 
 // Typed device pointers of (possibly undefined) tensors.

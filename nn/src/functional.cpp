@@ -94,13 +94,12 @@ Tensor softmax_impl(const char* op, const Tensor& x, int64_t dim, bool log) {
   const int64_t size = x.dim() == 0 ? 1 : shape[d];
   Tensor y = empty_like_shape(x);
   kernels::softmax_forward(operand(x), y, outer, size, inner, log);
-  autograd::record(op, {x}, y,
-                   [y = y.detach(), outer, size, inner, log](const Tensor& g, const Needs&) {
-                     Tensor dx = empty_like_shape(y);
-                     kernels::softmax_backward(operand(g, y.dtype()), y, dx, outer, size, inner,
-                                               log);
-                     return Grads{dx};
-                   });
+  autograd::record(
+      op, {x}, y, [y = y.detach(), outer, size, inner, log](const Tensor& g, const Needs&) {
+        Tensor dx = empty_like_shape(y);
+        kernels::softmax_backward(operand(g, y.dtype()), y, dx, outer, size, inner, log);
+        return Grads{dx};
+      });
   return y;
 }
 
