@@ -68,8 +68,8 @@ void reduce_sum_all(const Tensor& x, Tensor& out) {
   OPTIMI_ROUTE(common_device("sum", {&x, &out}), reduce_sum_all(x, out));
 }
 
-void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
-  OPTIMI_ROUTE(common_device("matmul", {&c, &a, &b}), gemm(a, b, c));
+void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias) {
+  OPTIMI_ROUTE(common_device("matmul", {&c, &a, &b, &bias}), gemm(a, b, c, bias));
 }
 
 void index_select(const Tensor& src, int64_t dim, const Tensor& index, Tensor& out) {

@@ -5,11 +5,12 @@
 // Device-neutral GEMM: the CPU kernels or cuBLAS, by the tensors' device.
 namespace optimi::kernels {
 
-// c[i] = a[i] @ b[i] for every index i of the leading batch dims. a [..., M, K] and b [..., K, N]
-// are read in place (transposed matrices, stride-0 broadcast batch dims; a matrix with no unit
-// stride is copied first); c [..., M, N] is contiguous. All three share one floating-point dtype,
-// one device and one batch shape. Accumulates in float32 (float64 for float64) and rounds 16-bit
+// c[i] = a[i] @ b[i] (+ bias) for every index i of the leading batch dims. a [..., M, K] and
+// b [..., K, N] are read in place (transposed matrices, stride-0 broadcast batch dims; a matrix
+// with no unit stride is copied first); c [..., M, N] is contiguous; bias, when defined, is a
+// contiguous [N] added to every row (a linear layer's). All share one floating-point dtype, one
+// device and one batch shape. Accumulates in float32 (float64 for float64) and rounds 16-bit
 // results once on store.
-void gemm(const Tensor& a, const Tensor& b, Tensor& c);
+void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias = Tensor());
 
 }  // namespace optimi::kernels

@@ -278,6 +278,48 @@ TEST_CASE("linear", "[functional]") {
                     {leaf({2, 2, 3}, 20), leaf({4, 3}, 21), leaf({4}, 22)}));
 }
 
+TEST_CASE("linear adds its bias inside the product, in every dtype", "[functional]") {
+  // Output widths below, between and beyond the kernels' 16- and 32-column tiles, and a 3-D input
+  // whose leading dims fold into one product; compared with matmul + bias from float64 operands.
+  for (DType dtype : {DType::Float32, DType::BFloat16, DType::Float16, DType::Float64}) {
+    for (int64_t out : {1, 7, 20, 45, 70}) {
+      INFO(dtype_name(dtype) << " out " << out);
+      Tensor x = leaf({3, 11, 9}, 45).detach().to(dtype);
+      Tensor w = leaf({out, 9}, 46).detach().to(dtype);
+      Tensor b = leaf({out}, 47).detach().to(dtype);
+      Tensor want =
+          matmul(x.to(DType::Float64), w.to(DType::Float64).transpose(0, 1)) + b.to(DType::Float64);
+      const double tol = dtype == DType::Float64 ? 1e-12 : dtype == DType::Float32 ? 1e-5 : 2e-2;
+      Tensor y = F::linear(x, w, b);
+      REQUIRE(y.dtype() == dtype);
+      require_close(y, want, tol, tol);
+      require_close(F::linear(x, w), want - b.to(DType::Float64), tol, tol);
+    }
+  }
+  // No input features: the output is the bias.
+  require_values(F::linear(Tensor::ones({2, 0}), Tensor::ones({3, 0}),
+                           Tensor::from_vector({1.f, 2.f, 3.f}, {3})),
+                 {1, 2, 3, 1, 2, 3});
+  // No rows.
+  REQUIRE(F::linear(Tensor::ones({0, 4}), Tensor::ones({3, 4}), Tensor::ones({3})).shape() ==
+          Shape{0, 3});
+}
+
+TEST_CASE("linear gradients match matmul + bias in float32", "[functional]") {
+  Inputs fused{leaf({4, 6, 9}, 48), leaf({20, 9}, 49), leaf({20}, 50)};
+  Inputs composite;
+  for (Tensor& t : fused) {
+    t = t.detach().to(DType::Float32).requires_grad_();
+    composite.push_back(t.detach().clone().requires_grad_());
+  }
+  Tensor weights = leaf({4, 6, 20}, 51).detach().to(DType::Float32);
+  (F::linear(fused[0], fused[1], fused[2]) * weights).sum().backward();
+  ((matmul(composite[0], composite[1].transpose(0, 1)) + composite[2]) * weights).sum().backward();
+  for (size_t i = 0; i < 3; ++i) require_close(fused[i].grad(), composite[i].grad(), 1e-5, 1e-5);
+  // The weight's gradient comes out in the weight's layout: no transposed view to copy.
+  REQUIRE(fused[1].grad().is_contiguous());
+}
+
 TEST_CASE("attention values", "[functional]") {
   // Equal scores: causal row i averages v[0..i].
   Tensor q = Tensor::zeros({1, 3, 2}, DType::Float64);
@@ -304,6 +346,9 @@ TEST_CASE("attention reads strided views of a fused projection", "[functional]")
   Tensor ref = F::scaled_dot_product_attention(part(0).contiguous(), part(1).contiguous(),
                                                part(2).contiguous());
   require_close(out, ref, 0, 0);
+  // The output is laid out like the query, [B, T, H, hd] in memory, so merging heads is free.
+  REQUIRE(out.transpose(1, 2).is_contiguous());
+  REQUIRE(ref.is_contiguous());
   Tensor x = qkv.clone().requires_grad_();
   REQUIRE(gradcheck(
       [&](const Inputs& in) {
@@ -331,21 +376,25 @@ TEST_CASE("attention gradients", "[functional]") {
 }
 
 TEST_CASE("long causal attention matches the composite in value and gradient", "[functional]") {
-  // Sequences longer than the kernel's causal row blocks, with partial last blocks.
+  // Sequences longer than the kernel's causal row and key blocks, with partial last blocks; in
+  // float32 too, whose products run on the AVX-512 kernel where the CPU has one.
   for (auto [sq, sk] : {std::pair<int64_t, int64_t>{70, 70}, {70, 50}, {40, 90}}) {
-    INFO("sq " << sq << " sk " << sk);
-    Inputs fused{leaf({2, sq, 8}, 41), leaf({2, sk, 8}, 42), leaf({2, sk, 6}, 43)};
-    Inputs composite;
-    for (const Tensor& t : fused) composite.push_back(t.detach().clone().requires_grad_());
-    Tensor weights = leaf({2, sq, 6}, 44).detach();
-    Tensor y = F::scaled_dot_product_attention(fused[0], fused[1], fused[2]);
-    Tensor ref =
-        reference_attention(composite[0], composite[1], composite[2], true, 1 / std::sqrt(8.0));
-    require_close(y, ref, 1e-12, 1e-12);
-    (y * weights).sum().backward();
-    (ref * weights).sum().backward();
-    for (size_t i = 0; i < 3; ++i)
-      require_close(fused[i].grad(), composite[i].grad(), 1e-12, 1e-10);
+    for (DType dtype : {DType::Float64, DType::Float32}) {
+      INFO("sq " << sq << " sk " << sk << " " << dtype_name(dtype));
+      const double tol = dtype == DType::Float64 ? 1e-12 : 1e-5;
+      Inputs composite{leaf({2, sq, 8}, 41), leaf({2, sk, 8}, 42), leaf({2, sk, 6}, 43)};
+      Inputs fused;
+      for (const Tensor& t : composite) fused.push_back(t.detach().to(dtype).requires_grad_());
+      Tensor weights = leaf({2, sq, 6}, 44).detach();
+      Tensor y = F::scaled_dot_product_attention(fused[0], fused[1], fused[2]);
+      Tensor ref =
+          reference_attention(composite[0], composite[1], composite[2], true, 1 / std::sqrt(8.0));
+      require_close(y, ref, tol, tol);
+      (y.to(DType::Float64) * weights).sum().backward();
+      (ref * weights).sum().backward();
+      for (size_t i = 0; i < 3; ++i)
+        require_close(fused[i].grad(), composite[i].grad(), tol, tol * 100);
+    }
   }
 }
 
@@ -465,6 +514,9 @@ TEST_CASE("functional ops reject bad input", "[functional]") {
   require_invalid([&] { F::linear(x, w, Tensor::randn({3})); },
                   {"linear", "bias", "[3]", "[4, 3]"});
   require_invalid([&] { F::linear(x, Tensor::randn({3})); }, {"linear", "2-D", "[3]"});
+  require_invalid([&] { F::linear(x, w.to(DType::Float64)); }, {"linear", "weight", "float64"});
+  require_invalid([&] { F::linear(x, w, Tensor::randn({4}, DType::BFloat16)); },
+                  {"linear", "bias", "bfloat16", "float32"});
 
   Tensor q = Tensor::randn({2, 4, 8});
   require_invalid(

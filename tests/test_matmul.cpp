@@ -122,7 +122,11 @@ TEST_CASE("16-bit and float32 products stay close to float64", "[matmul]") {
         // Row-major left operands are read in place: an odd depth, and rows further apart than
         // the depth (an odd distance: bfloat16 pairs would straddle rows, so those get packed).
         {randn({37, 39}), randn({39, 50})},
-        {randn({37, 41}).slice(1, 0, 40), randn({40, 50})}};
+        {randn({37, 41}).slice(1, 0, 40), randn({40, 50})},
+        // Float32 right operands with unit column stride are read in place when the left one
+        // has few rows (here with rows further apart than its width), else packed.
+        {randn({20, 45}), randn({45, 60}).slice(1, 3, 53)},
+        {randn({200, 30}), randn({30, 40})}};
     for (const auto& [a, b] : cases) {
       INFO(shape_str(a.shape()) << " @ " << shape_str(b.shape()));
       Tensor c = matmul(a, b);

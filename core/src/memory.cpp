@@ -39,8 +39,9 @@ Counters& counters_for(Device d) {
 }
 
 // 64-byte alignment keeps vector loads aligned and avoids false sharing between threads. Blocks
-// of 64 KiB and more are cached: glibc maps large blocks afresh (and returns them on free), so
-// each step of a training loop would page-fault through all of its activations again.
+// of 4 KiB and more are cached: glibc maps large blocks afresh and trims its heap on free (both
+// return pages to the kernel), so each step of a training loop would page-fault through all of
+// its activations again.
 class CpuAllocator final : public Allocator {
  public:
   void* allocate(size_t bytes, Device) override {
@@ -63,7 +64,7 @@ class CpuAllocator final : public Allocator {
 
  private:
   // Under AddressSanitizer nothing is cached, so that it sees every use after free.
-  static constexpr size_t kCachedFrom = kAddressSanitizer ? SIZE_MAX : size_t(64) << 10;
+  static constexpr size_t kCachedFrom = kAddressSanitizer ? SIZE_MAX : size_t(4) << 10;
   static constexpr int64_t kCacheLimit = int64_t(4) << 30;
 
   static size_t block_size(size_t bytes) {

@@ -1,33 +1,31 @@
-#include <Eigen/Core>
 #include <algorithm>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/gemm.hpp"
 #include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
 #include "kernels/fast_math.hpp"
 
-// One (batch, head) matrix at a time, each on one thread with Eigen's GEMM for the products; the
-// softmax probabilities are kept for backward, so backward is four GEMMs and one row pass.
+// One (batch, head) matrix at a time, each on one thread, the products on gemm_one; the softmax
+// probabilities are kept for backward, so backward is four products and one row pass. Causal
+// attention works in blocks of query rows (forward, dS, dQ) or key rows (dK, dV) that skip the
+// masked triangle.
 namespace optimi::kernels::cpu {
 namespace {
 
-template <class C>
-using Mat = Eigen::Matrix<C, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class C>
-using ConstView = Eigen::Map<const Mat<C>, 0, Eigen::OuterStride<>>;
-template <class C>
-using View = Eigen::Map<Mat<C>>;
-
-// The matrices of a [B.., rows, cols] tensor whose last dim has unit stride.
+// The matrices of a [B.., rows, cols] tensor whose last dim has unit stride (any other strides:
+// outputs too may be laid out like transposed inputs). T is const for inputs.
 template <class T>
 struct Batched {
-  const T* base;
+  T* base;
   std::vector<int64_t> offsets;  // element offset of every matrix
   int64_t rows;
   int64_t cols;
   int64_t row_stride;
+
+  T* matrix(int64_t b) const { return base + offsets[b]; }
 };
 
 template <class T>
@@ -35,7 +33,7 @@ Batched<T> batched(const Tensor& t) {
   const Shape& shape = t.shape();
   const Shape& strides = t.strides();
   const int64_t nd = t.dim();
-  Batched<T> m{t.data<T>(), {}, shape[nd - 2], shape[nd - 1], strides[nd - 2]};
+  Batched<T> m{t.data<std::remove_const_t<T>>(), {}, shape[nd - 2], shape[nd - 1], strides[nd - 2]};
   int64_t count = 1;
   for (int64_t d = 0; d < nd - 2; ++d) count *= shape[d];
   m.offsets.resize(count);
@@ -51,43 +49,66 @@ Batched<T> batched(const Tensor& t) {
   return m;
 }
 
+// Rows [first, ...) of a matrix, and its transpose.
+template <class C>
+MatrixRef<C> from_row(MatrixRef<C> m, int64_t first) {
+  return {m.data + first * m.row_stride, m.row_stride, m.col_stride};
+}
+template <class C>
+MatrixRef<C> transposed(MatrixRef<C> m) {
+  return {m.data, m.col_stride, m.row_stride};
+}
+
 // Matrix b in the compute type: the tensor's own memory when it already is, else a converted
 // copy in `scratch`.
 template <class T, class C = compute_t<T>>
-ConstView<C> matrix(const Batched<T>& m, int64_t b, std::vector<C>& scratch) {
-  const T* p = m.base + m.offsets[b];
+MatrixRef<C> matrix(const Batched<const T>& m, int64_t b, std::vector<C>& scratch) {
+  const T* p = m.matrix(b);
   if constexpr (std::is_same_v<T, C>) {
-    return ConstView<C>(p, m.rows, m.cols, Eigen::OuterStride<>(m.row_stride));
+    return {p, m.row_stride, 1};
   } else {
     scratch.resize(m.rows * m.cols);
     for (int64_t i = 0; i < m.rows; ++i) {
       for (int64_t j = 0; j < m.cols; ++j) scratch[i * m.cols + j] = load(p[i * m.row_stride + j]);
     }
-    return ConstView<C>(scratch.data(), m.rows, m.cols, Eigen::OuterStride<>(m.cols));
+    return {scratch.data(), m.cols, 1};
   }
 }
 
-// A compute-typed [rows, cols] destination for a contiguous T array: the array itself when T is
-// the compute type, else `scratch`, which flush() then rounds into the array.
+// A compute-typed destination matrix: rows ld apart.
+template <class C>
+struct Out {
+  C* data;
+  int64_t ld;
+
+  C* row(int64_t i) const { return data + i * ld; }
+};
+
+// Matrix b as a destination: the tensor's own memory when T is the compute type, else `scratch`,
+// which flush() then rounds into it.
 template <class T, class C = compute_t<T>>
-View<C> destination(T* dst, int64_t rows, int64_t cols, Mat<C>& scratch) {
+Out<C> destination(const Batched<T>& m, int64_t b, std::vector<C>& scratch) {
   if constexpr (std::is_same_v<T, C>) {
-    return View<C>(dst, rows, cols);
+    return {m.matrix(b), m.row_stride};
   } else {
-    scratch.resize(rows, cols);
-    return View<C>(scratch.data(), rows, cols);
+    scratch.resize(m.rows * m.cols);
+    return {scratch.data(), m.cols};
   }
 }
 template <class T, class C = compute_t<T>>
-void flush(T* dst, const Mat<C>& scratch) {
+void flush(const Batched<T>& m, int64_t b, const std::vector<C>& scratch) {
   if constexpr (!std::is_same_v<T, C>) {
-    const C* s = scratch.data();
-    for (int64_t i = 0; i < scratch.size(); ++i) dst[i] = store<T>(s[i]);
+    T* dst = m.matrix(b);
+    for (int64_t i = 0; i < m.rows; ++i) {
+      for (int64_t j = 0; j < m.cols; ++j) {
+        dst[i * m.row_stride + j] = store<T>(scratch[i * m.cols + j]);
+      }
+    }
   }
 }
 
-// Causal attention goes through blocks of query rows, each against only the keys it can see, so
-// the products skip most of the masked upper triangle.
+// Blocks of query rows (or of key rows, in backward) small enough to skip most of the masked
+// upper triangle.
 constexpr int64_t kCausalBlock = 32;
 
 struct RowBlock {
@@ -105,16 +126,33 @@ void for_each_block(int64_t sq, int64_t sk, bool causal, F&& f) {
   }
 }
 
-// Softmax in place over the visible keys of each row of a block of scaled scores (row stride
-// sk); under the causal mask query i sees keys j <= i and the rest become exact zeros.
+struct KeyBlock {
+  int64_t begin;
+  int64_t keys;
+  int64_t first_query;  // queries that see the block: [first_query, sq)
+};
+
+template <class F>
+void for_each_key_block(int64_t sq, int64_t sk, bool causal, F&& f) {
+  const int64_t step = causal ? kCausalBlock : std::max<int64_t>(sk, 1);
+  for (int64_t j0 = 0; j0 < sk; j0 += step) {
+    f(KeyBlock{j0, std::min(step, sk - j0), causal ? std::min(j0, sq) : 0});
+  }
+}
+
+// Softmax in place over the visible keys of each row of a block of raw scores (row stride sk),
+// scaled first; under the causal mask query i sees keys j <= i and the rest become exact zeros.
 template <class C>
-void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal) {
+void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal, C scale) {
   for (int64_t r = 0; r < blk.rows; ++r) {
     C* row = p + r * sk;
     const int64_t n = causal ? std::min(blk.begin + r + 1, sk) : sk;
     C m = -std::numeric_limits<C>::infinity();
 #pragma omp simd reduction(max : m)
-    for (int64_t j = 0; j < n; ++j) m = row[j] > m ? row[j] : m;
+    for (int64_t j = 0; j < n; ++j) {
+      row[j] *= scale;
+      m = row[j] > m ? row[j] : m;
+    }
     C s = 0;
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < n; ++j) {
@@ -132,95 +170,98 @@ template <class T>
 void forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
              Tensor& out, Tensor& probs) {
   using C = compute_t<T>;
-  const Batched<T> qm = batched<T>(q);
-  const Batched<T> km = batched<T>(k);
-  const Batched<T> vm = batched<T>(v);
+  const Batched<const T> qm = batched<const T>(q);
+  const Batched<const T> km = batched<const T>(k);
+  const Batched<const T> vm = batched<const T>(v);
+  const Batched<T> om = batched<T>(out);
   const int64_t count = static_cast<int64_t>(qm.offsets.size());
   const int64_t sq = qm.rows;
   const int64_t sk = km.rows;
+  const int64_t d = qm.cols;
   const int64_t dv = vm.cols;
-  T* o = out.data<T>();
   C* p = probs.data<C>();
   parallel_region_if(count > 1 && count * sq * sk >= kParallelGrain, [&] {
-    std::vector<C> qs, ks, vs;
-    Mat<C> os;
+    std::vector<C> qs, ks, vs, os;
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < count; ++b) {
-      const ConstView<C> Q = matrix(qm, b, qs);
-      const ConstView<C> K = matrix(km, b, ks);
-      const ConstView<C> V = matrix(vm, b, vs);
-      View<C> P(p + b * sq * sk, sq, sk);
-      View<C> O = destination(o + b * sq * dv, sq, dv, os);
+      const MatrixRef<C> Q = matrix(qm, b, qs);
+      const MatrixRef<C> K = matrix(km, b, ks);
+      const MatrixRef<C> V = matrix(vm, b, vs);
+      const Out<C> O = destination(om, b, os);
+      C* P = p + b * sq * sk;
       for_each_block(sq, sk, causal, [&](const RowBlock& blk) {
-        auto S = P.block(blk.begin, 0, blk.rows, blk.keys);
-        S.noalias() =
-            C(scale) * (Q.middleRows(blk.begin, blk.rows) * K.topRows(blk.keys).transpose());
-        softmax_rows(P.data() + blk.begin * sk, blk, sk, causal);
-        O.middleRows(blk.begin, blk.rows).noalias() = S * V.topRows(blk.keys);
+        C* S = P + blk.begin * sk;
+        gemm_one(from_row(Q, blk.begin), transposed(K), S, sk, blk.rows, blk.keys, d);
+        softmax_rows(S, blk, sk, causal, C(scale));
+        gemm_one({S, sk, 1}, V, O.row(blk.begin), O.ld, blk.rows, dv, blk.keys);
       });
-      flush(o + b * sq * dv, os);
+      flush(om, b, os);
     }
   });
 }
 
-// dV = P^T dO, dS = P * (dP - rowsum(P * dP)) with dP = dO V^T, dQ = scale dS K,
-// dK = scale dS^T Q; masked entries have P = 0, so dS = 0 there.
+// dV = P^T dO, dS = scale P * (dP - rowsum(P * dP)) with dP = dO V^T, dQ = dS K, dK = dS^T Q;
+// masked entries have P = 0, so dS = 0 there.
 template <class T>
 void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
               const Tensor& probs, double scale, bool causal, Tensor& grad_q, Tensor& grad_k,
               Tensor& grad_v) {
   using C = compute_t<T>;
-  const Batched<T> gm = batched<T>(grad_out);
-  const Batched<T> qm = batched<T>(q);
-  const Batched<T> km = batched<T>(k);
-  const Batched<T> vm = batched<T>(v);
+  const Batched<const T> gm = batched<const T>(grad_out);
+  const Batched<const T> qm = batched<const T>(q);
+  const Batched<const T> km = batched<const T>(k);
+  const Batched<const T> vm = batched<const T>(v);
+  const Batched<T> gqm = batched<T>(grad_q);
+  const Batched<T> gkm = batched<T>(grad_k);
+  const Batched<T> gvm = batched<T>(grad_v);
   const int64_t count = static_cast<int64_t>(qm.offsets.size());
   const int64_t sq = qm.rows;
   const int64_t sk = km.rows;
   const int64_t d = qm.cols;
   const int64_t dv = vm.cols;
   const C* p = probs.data<C>();
-  T* gq = grad_q.data<T>();
-  T* gk = grad_k.data<T>();
-  T* gv = grad_v.data<T>();
   parallel_region_if(count > 1 && count * sq * sk >= kParallelGrain, [&] {
-    std::vector<C> gs, qs, ks, vs;
-    std::vector<C> ds_buffer(std::min(sq, causal ? kCausalBlock : sq) * sk);
-    Mat<C> qscratch, kscratch, vscratch;
+    std::vector<C> gs, qs, ks, vs, gqs, gks, gvs;
+    std::vector<C> ds_buffer(sq * sk);
+    C* dS = ds_buffer.data();
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < count; ++b) {
-      const ConstView<C> dO = matrix(gm, b, gs);
-      const ConstView<C> Q = matrix(qm, b, qs);
-      const ConstView<C> K = matrix(km, b, ks);
-      const ConstView<C> V = matrix(vm, b, vs);
-      const Eigen::Map<const Mat<C>> P(p + b * sq * sk, sq, sk);
-      View<C> dQ = destination(gq + b * sq * d, sq, d, qscratch);
-      View<C> dK = destination(gk + b * sk * d, sk, d, kscratch);
-      View<C> dV = destination(gv + b * sk * dv, sk, dv, vscratch);
-      dK.setZero();
-      dV.setZero();
+      const MatrixRef<C> dO = matrix(gm, b, gs);
+      const MatrixRef<C> Q = matrix(qm, b, qs);
+      const MatrixRef<C> K = matrix(km, b, ks);
+      const MatrixRef<C> V = matrix(vm, b, vs);
+      const Out<C> dQ = destination(gqm, b, gqs);
+      const Out<C> dK = destination(gkm, b, gks);
+      const Out<C> dV = destination(gvm, b, gvs);
+      const C* P = p + b * sq * sk;
       for_each_block(sq, sk, causal, [&](const RowBlock& blk) {
-        const auto Pb = P.block(blk.begin, 0, blk.rows, blk.keys);
-        const auto dOb = dO.middleRows(blk.begin, blk.rows);
-        dV.topRows(blk.keys).noalias() += Pb.transpose() * dOb;
-        View<C> ds(ds_buffer.data(), blk.rows, blk.keys);
-        ds.noalias() = dOb * V.topRows(blk.keys).transpose();
+        C* S = dS + blk.begin * sk;
+        gemm_one(from_row(dO, blk.begin), transposed(V), S, sk, blk.rows, blk.keys, dv);
         for (int64_t r = 0; r < blk.rows; ++r) {
-          C* row = ds.data() + r * blk.keys;
-          const C* pr = P.data() + (blk.begin + r) * sk;
+          C* row = S + r * sk;
+          const C* pr = P + (blk.begin + r) * sk;
           C dot = 0;
 #pragma omp simd reduction(+ : dot)
           for (int64_t j = 0; j < blk.keys; ++j) dot += pr[j] * row[j];
 #pragma omp simd
-          for (int64_t j = 0; j < blk.keys; ++j) row[j] = pr[j] * (row[j] - dot);
+          for (int64_t j = 0; j < blk.keys; ++j) row[j] = C(scale) * pr[j] * (row[j] - dot);
+          std::fill(row + blk.keys, row + sk, C(0));  // read by key blocks when sq < sk
         }
-        dQ.middleRows(blk.begin, blk.rows).noalias() = C(scale) * (ds * K.topRows(blk.keys));
-        dK.topRows(blk.keys).noalias() +=
-            C(scale) * (ds.transpose() * Q.middleRows(blk.begin, blk.rows));
+        gemm_one({S, sk, 1}, K, dQ.row(blk.begin), dQ.ld, blk.rows, d, blk.keys);
       });
-      flush(gq + b * sq * d, qscratch);
-      flush(gk + b * sk * d, kscratch);
-      flush(gv + b * sk * dv, vscratch);
+      // Key block j sees the dS and P rows of the queries that see it (computed above: a query
+      // block's keys reach at least as far as its own rows).
+      for_each_key_block(sq, sk, causal, [&](const KeyBlock& blk) {
+        const int64_t queries = sq - blk.first_query;
+        const int64_t at = blk.first_query * sk + blk.begin;
+        gemm_one(transposed(MatrixRef<C>{P + at, sk, 1}), from_row(dO, blk.first_query),
+                 dV.row(blk.begin), dV.ld, blk.keys, dv, queries);
+        gemm_one(transposed(MatrixRef<C>{dS + at, sk, 1}), from_row(Q, blk.first_query),
+                 dK.row(blk.begin), dK.ld, blk.keys, d, queries);
+      });
+      flush(gqm, b, gqs);
+      flush(gkm, b, gks);
+      flush(gvm, b, gvs);
     }
   });
 }

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/elementwise.hpp"
 #include "kernels/cpu/gemm_avx512.hpp"
 #include "kernels/cpu/loops.hpp"
 
@@ -82,19 +83,23 @@ template <class T, int Order>
 using ConstMatrixMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>,
                                   Eigen::Unaligned, Eigen::OuterStride<>>;
 template <class T>
-using RowMajorMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+using RowMajorMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+                               Eigen::Unaligned, Eigen::OuterStride<>>;
 
+// c (rows ldc apart) = a @ b, plus `bias` in every row when not null.
 template <class T, int OrderA, int OrderB>
-void multiply_one(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t m, int64_t n,
-                  int64_t k) {
+void multiply_one(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m,
+                  int64_t n, int64_t k, const T* bias) {
   ConstMatrixMap<T, OrderA> A(a, m, k, Eigen::OuterStride<>(lda));
   ConstMatrixMap<T, OrderB> B(b, k, n, Eigen::OuterStride<>(ldb));
-  RowMajorMap<T> C(c, m, n);
+  RowMajorMap<T> C(c, m, n, Eigen::OuterStride<>(ldc));
   C.noalias() = A * B;
+  if (bias) C.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias, n);
 }
 
 template <class T>
-using MultiplyFn = void (*)(const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t);
+using MultiplyFn = void (*)(const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t,
+                            int64_t, const T*);
 
 template <class T>
 MultiplyFn<T> multiply_for(bool a_col_major, bool b_col_major) {
@@ -134,13 +139,13 @@ bool parallel_over_batch(const Problem& p) {
 }
 
 template <class T>
-void run_native(const Problem& p, const T* a, const T* b, T* c) {
+void run_native(const Problem& p, const T* a, const T* b, T* c, const T* bias) {
   MultiplyFn<T> multiply = multiply_for<T>(p.a.col_major, p.b.col_major);
   parallel_region_if(parallel_over_batch(p), [&] {
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < p.batch; ++i) {
       multiply(a + p.a_offsets[size_t(i)], p.a.ld, b + p.b_offsets[size_t(i)], p.b.ld,
-               c + i * p.m * p.n, p.m, p.n, p.k);
+               c + i * p.m * p.n, p.n, p.m, p.n, p.k, bias);
     }
   });
 }
@@ -152,61 +157,78 @@ struct Widened {
       : a(size_t(p.m * p.k)), b(size_t(p.k * p.n)), c(size_t(p.m * p.n)) {}
 };
 
-// Widens matrix i of both operands, multiplies in float32 and rounds into c once. `threaded`
-// spreads the widening and rounding loops when the batch itself is not shared out.
+// Widens matrix i of both operands, multiplies in float32, adds the bias and rounds into c once.
+// `threaded` spreads the widening and rounding loops when the batch itself is not shared out.
 template <class T>
-void widened_one(const Problem& p, int64_t i, const T* a, const T* b, T* c, Widened& w,
-                 bool threaded) {
+void widened_one(const Problem& p, int64_t i, const T* a, const T* b, T* c, const T* bias,
+                 Widened& w, bool threaded) {
   int64_t lda = widen(a + p.a_offsets[size_t(i)], p.a, p.m, p.k, w.a.data(), threaded);
   int64_t ldb = widen(b + p.b_offsets[size_t(i)], p.b, p.k, p.n, w.b.data(), threaded);
   multiply_for<float>(p.a.col_major, p.b.col_major)(w.a.data(), lda, w.b.data(), ldb, w.c.data(),
-                                                    p.m, p.n, p.k);
+                                                    p.n, p.m, p.n, p.k, nullptr);
   T* out = c + i * p.m * p.n;
-  const int64_t count = p.m * p.n;
-#pragma omp parallel for schedule(static) if (threaded && count >= kParallelGrain)
-  for (int64_t j = 0; j < count; ++j) out[j] = store<T>(w.c[size_t(j)]);
+#pragma omp parallel for schedule(static) if (threaded && p.m * p.n >= kParallelGrain)
+  for (int64_t r = 0; r < p.m; ++r) {
+    for (int64_t j = 0; j < p.n; ++j) {
+      const float sum = w.c[size_t(r * p.n + j)];
+      out[r * p.n + j] = store<T>(bias ? sum + load(bias[j]) : sum);
+    }
+  }
 }
 
 template <class T>
-void run_widened(const Problem& p, const T* a, const T* b, T* c) {
+void run_widened(const Problem& p, const T* a, const T* b, T* c, const T* bias) {
   if (parallel_over_batch(p)) {
 #pragma omp parallel
     {
       Widened w(p);
 #pragma omp for schedule(static)
-      for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, w, false);
+      for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, bias, w, false);
     }
     return;
   }
   Widened w(p);
-  for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, w, true);
+  for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, bias, w, true);
 }
 
-// Strides of one matrix of an operand, as gemm_avx512 takes them.
-struct Strides {
-  int64_t row, col;
-};
-Strides strides_of(Layout layout) {
-  return layout.col_major ? Strides{1, layout.ld} : Strides{layout.ld, 1};
+// Matrix i of an operand, as gemm_avx512 takes it.
+template <class T>
+MatrixRef<T> matrix(const T* base, Layout layout, int64_t offset) {
+  return layout.col_major ? MatrixRef<T>{base + offset, 1, layout.ld}
+                          : MatrixRef<T>{base + offset, layout.ld, 1};
 }
 
 template <class T>
-void run_avx512(const Problem& p, const T* a, const T* b, T* c) {
-  const Strides as = strides_of(p.a);
-  const Strides bs = strides_of(p.b);
+void run_avx512(const Problem& p, const T* a, const T* b, T* c, const T* bias) {
   const bool over_batch = parallel_over_batch(p);
   parallel_region_if(over_batch, [&] {
 #pragma omp for schedule(dynamic)
     for (int64_t i = 0; i < p.batch; ++i) {
-      gemm_avx512(a + p.a_offsets[size_t(i)], as.row, as.col, b + p.b_offsets[size_t(i)], bs.row,
-                  bs.col, c + i * p.m * p.n, p.m, p.n, p.k, !over_batch);
+      gemm_avx512(matrix(a, p.a, p.a_offsets[size_t(i)]), matrix(b, p.b, p.b_offsets[size_t(i)]),
+                  c + i * p.m * p.n, p.n, p.m, p.n, p.k, bias, !over_batch);
     }
   });
 }
 
+// The layout of a single matrix with a unit stride in one of its dims.
+template <class T>
+Layout layout_of(MatrixRef<T> x, int64_t rows, int64_t cols) {
+  const std::optional<Layout> layout = matrix_layout(rows, cols, x.row_stride, x.col_stride);
+  if (!layout) throw std::invalid_argument("gemm_one: an operand has no unit stride");
+  return *layout;
+}
+
+template <class T>
+void gemm_one_eigen(MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc, int64_t m, int64_t n,
+                    int64_t k) {
+  const Layout la = layout_of(a, m, k), lb = layout_of(b, k, n);
+  multiply_for<T>(la.col_major, lb.col_major)(a.data, la.ld, b.data, lb.ld, c, ldc, m, n, k,
+                                              nullptr);
+}
+
 }  // namespace
 
-void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c) {
+void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c, const Tensor& bias) {
   Tensor a = with_matrix_layout(a_in);
   Tensor b = with_matrix_layout(b_in);
   int64_t nd = c.dim();
@@ -217,6 +239,7 @@ void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c) {
   p.batch = p.m * p.n == 0 ? 0 : c.numel() / (p.m * p.n);
   if (p.batch == 0) return;
   if (p.k == 0) {
+    if (bias.defined()) return copy(bias.expand(c.shape()), c);
     std::memset(c.data_ptr(), 0, size_t(c.nbytes()));  // all-zero bits are 0 in every float type
     return;
   }
@@ -224,25 +247,46 @@ void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c) {
   p.b = layout_of(b);
   p.a_offsets = batch_offsets(a, p.batch);
   p.b_offsets = batch_offsets(b, p.batch);
+  auto bias_of = [&](auto tag) { return bias.defined() ? bias.data<decltype(tag)>() : nullptr; };
   switch (c.dtype()) {
     case DType::Float32:
       if (avx512_gemm_available(DType::Float32)) {
-        return run_avx512(p, a.data<float>(), b.data<float>(), c.data<float>());
+        return run_avx512(p, a.data<float>(), b.data<float>(), c.data<float>(), bias_of(float()));
       }
-      return run_native(p, a.data<float>(), b.data<float>(), c.data<float>());
+      return run_native(p, a.data<float>(), b.data<float>(), c.data<float>(), bias_of(float()));
     case DType::Float64:
-      return run_native(p, a.data<double>(), b.data<double>(), c.data<double>());
+      return run_native(p, a.data<double>(), b.data<double>(), c.data<double>(), bias_of(double()));
     case DType::BFloat16:
       if (avx512_gemm_available(DType::BFloat16)) {
-        return run_avx512(p, a.data<bfloat16>(), b.data<bfloat16>(), c.data<bfloat16>());
+        return run_avx512(p, a.data<bfloat16>(), b.data<bfloat16>(), c.data<bfloat16>(),
+                          bias_of(bfloat16()));
       }
-      return run_widened(p, a.data<bfloat16>(), b.data<bfloat16>(), c.data<bfloat16>());
+      return run_widened(p, a.data<bfloat16>(), b.data<bfloat16>(), c.data<bfloat16>(),
+                         bias_of(bfloat16()));
     case DType::Float16:
-      return run_widened(p, a.data<float16>(), b.data<float16>(), c.data<float16>());
+      return run_widened(p, a.data<float16>(), b.data<float16>(), c.data<float16>(),
+                         bias_of(float16()));
     default:
       throw std::invalid_argument("gemm: expected a floating-point dtype, got " +
                                   std::string(dtype_name(c.dtype())));
   }
+}
+
+void gemm_one(MatrixRef<float> a, MatrixRef<float> b, float* c, int64_t ldc, int64_t m, int64_t n,
+              int64_t k) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+  } else if (avx512_gemm_available(DType::Float32)) {
+    gemm_avx512(a, b, c, ldc, m, n, k, /*bias=*/nullptr, /*threaded=*/false);
+  } else {
+    gemm_one_eigen(a, b, c, ldc, m, n, k);
+  }
+}
+
+void gemm_one(MatrixRef<double> a, MatrixRef<double> b, double* c, int64_t ldc, int64_t m,
+              int64_t n, int64_t k) {
+  gemm_one_eigen(a, b, c, ldc, m, n, k);
 }
 
 }  // namespace optimi::kernels::cpu

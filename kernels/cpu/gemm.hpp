@@ -4,11 +4,22 @@
 
 namespace optimi::kernels::cpu {
 
-// c[i] = a[i] @ b[i] for every index i of the leading batch dims. a [..., M, K] and b [..., K, N]
-// are read in place (transposed matrices, stride-0 broadcast batch dims; a matrix with no unit
-// stride is copied first); c [..., M, N] is contiguous. All three share one floating-point dtype
-// and one batch shape.
-// Accumulates in float32 (float64 for float64) and rounds 16-bit results once on store.
-void gemm(const Tensor& a, const Tensor& b, Tensor& c);
+// kernels::gemm on the CPU (see kernels/gemm.hpp): c[i] = a[i] @ b[i] (+ bias in every row).
+void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias);
+
+// One matrix in memory: element (i, j) at data[i * row_stride + j * col_stride].
+template <class T>
+struct MatrixRef {
+  const T* data;
+  int64_t row_stride, col_stride;
+};
+
+// c [m, n] = a [m, k] @ b [k, n] for one pair of matrices, on the calling thread: for kernels that
+// share out their own loops (attention). Each operand has a unit stride in one of its dims; c's
+// rows are ldc apart, its columns adjacent.
+void gemm_one(MatrixRef<float> a, MatrixRef<float> b, float* c, int64_t ldc, int64_t m, int64_t n,
+              int64_t k);
+void gemm_one(MatrixRef<double> a, MatrixRef<double> b, double* c, int64_t ldc, int64_t m,
+              int64_t n, int64_t k);
 
 }  // namespace optimi::kernels::cpu

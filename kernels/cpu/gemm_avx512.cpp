@@ -10,9 +10,10 @@
 
 // Blocked like BLIS: B is packed once into 32-column panels, each task packs a block of A rows
 // into 14-row groups, and a 14x32 register tile runs over the whole depth, so every output is
-// written once. Float32 multiplies with FMA one k at a time; bfloat16 with VDPBF16PS, which
-// takes k two at a time (pairs interleaved by the packing) at twice the multiply-adds per
-// instruction, accumulates in float32 and rounds once on store.
+// written once. Operands already laid out the way the tile reads them are read in place. Float32
+// multiplies with FMA one k at a time; bfloat16 with VDPBF16PS, which takes k two at a time (pairs
+// interleaved by the packing) at twice the multiply-adds per instruction, accumulates in float32
+// and rounds once on store.
 namespace optimi::kernels::cpu {
 namespace {
 
@@ -69,15 +70,27 @@ struct Fp32Fma {
     std::memcpy(&u, x + p * depth_stride, 4);
     return u;
   }
+  // The units at step p of 16 adjacent rows or columns starting at x (zero outside `lanes`).
+  static __m512i adjacent_units(const float* x, int64_t depth_stride, int64_t p, int64_t,
+                                __mmask16 lanes) {
+    return _mm512_maskz_loadu_epi32(lanes, x + p * depth_stride);
+  }
+  // A row of 16 accumulators starting from the bias (zero outside `lanes`, or without one).
+  static __m512 start(const float* bias, __mmask16 lanes) {
+    return bias && lanes ? _mm512_maskz_loadu_ps(lanes, bias) : _mm512_setzero_ps();
+  }
   template <int M, bool kPacked>
-  static void tile(int64_t steps, const uint32_t* a, int64_t a_row, const uint32_t* b, float* c,
-                   int64_t ldc, __mmask16 mask0, __mmask16 mask1) {
+  static void tile(int64_t steps, const uint32_t* a, int64_t a_row, const uint32_t* b,
+                   int64_t b_row, const float* bias, float* c, int64_t ldc, __mmask16 mask0,
+                   __mmask16 mask1) {
     __m512 acc0[M], acc1[M];
+    const __m512 start0 = start(bias, mask0),
+                 start1 = start(bias && mask1 ? bias + 16 : nullptr, mask1);
 #pragma GCC unroll 14
-    for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < M; ++i) acc0[i] = start0, acc1[i] = start1;
     for (int64_t p = 0; p < steps; ++p) {
-      __m512 b0 = _mm512_castsi512_ps(_mm512_loadu_si512(b + p * kNr));
-      __m512 b1 = _mm512_castsi512_ps(_mm512_loadu_si512(b + p * kNr + 16));
+      __m512 b0 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask0, b + p * b_row));
+      __m512 b1 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask1, b + p * b_row + 16));
 #pragma GCC unroll 14
       for (int i = 0; i < M; ++i) {
         __m512 ai = _mm512_castsi512_ps(_mm512_set1_epi32(int(a_unit<M, kPacked>(a, a_row, p, i))));
@@ -101,15 +114,33 @@ struct Bf16Dot {
     const uint16_t* lo = x + 2 * p * depth_stride;
     return uint32_t(*lo) | (2 * p + 1 < k ? uint32_t(lo[depth_stride]) << 16 : 0u);
   }
+  static __m512i adjacent_units(const uint16_t* x, int64_t depth_stride, int64_t p, int64_t k,
+                                __mmask16 lanes) {
+    const uint16_t* lo = x + 2 * p * depth_stride;
+    __m512i units = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, lo));
+    if (2 * p + 1 < k) {
+      const __m512i hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, lo + depth_stride));
+      units = _mm512_or_si512(units, _mm512_slli_epi32(hi, 16));
+    }
+    return units;
+  }
+  static __m512 start(const uint16_t* bias, __mmask16 lanes) {
+    if (!bias || !lanes) return _mm512_setzero_ps();
+    const __m512i widened = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, bias));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(widened, 16));  // bfloat16 -> float32 is exact
+  }
   template <int M, bool kPacked>
-  static void tile(int64_t steps, const uint32_t* a, int64_t a_row, const uint32_t* b, uint16_t* c,
-                   int64_t ldc, __mmask16 mask0, __mmask16 mask1) {
+  static void tile(int64_t steps, const uint32_t* a, int64_t a_row, const uint32_t* b,
+                   int64_t b_row, const uint16_t* bias, uint16_t* c, int64_t ldc, __mmask16 mask0,
+                   __mmask16 mask1) {
     __m512 acc0[M], acc1[M];
+    const __m512 start0 = start(bias, mask0),
+                 start1 = start(bias && mask1 ? bias + 16 : nullptr, mask1);
 #pragma GCC unroll 14
-    for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < M; ++i) acc0[i] = start0, acc1[i] = start1;
     for (int64_t p = 0; p < steps; ++p) {
-      __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * kNr);
-      __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + p * kNr + 16);
+      __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(mask0, b + p * b_row);
+      __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(mask1, b + p * b_row + 16);
 #pragma GCC unroll 14
       for (int i = 0; i < M; ++i) {
         __m512bh ai = (__m512bh)_mm512_set1_epi32(int(a_unit<M, kPacked>(a, a_row, p, i)));
@@ -126,8 +157,8 @@ struct Bf16Dot {
 };
 
 template <class K>
-using TileFn = void (*)(int64_t, const uint32_t*, int64_t, const uint32_t*, typename K::Elem*,
-                        int64_t, __mmask16, __mmask16);
+using TileFn = void (*)(int64_t, const uint32_t*, int64_t, const uint32_t*, int64_t,
+                        const typename K::Elem*, typename K::Elem*, int64_t, __mmask16, __mmask16);
 template <class K, bool kPacked, size_t... M>
 constexpr std::array<TileFn<K>, sizeof...(M)> make_tiles(std::index_sequence<M...>) {
   return {&K::template tile<int(M) + 1, kPacked>...};
@@ -146,8 +177,9 @@ void pack_a(Operand<typename K::Elem> a, int64_t mc, int64_t k, int64_t steps, u
     uint32_t* o = out + g * steps;
     const typename K::Elem* rows = a.data + g * a.rs;
     if (a.rs == 1) {
+      const __mmask16 group = lanes(mr);
       for (int64_t p = 0; p < steps; ++p) {
-        for (int64_t i = 0; i < mr; ++i) o[p * mr + i] = K::unit(rows + i, a.cs, p, k);
+        _mm512_mask_storeu_epi32(o + p * mr, group, K::adjacent_units(rows, a.cs, p, k, group));
       }
     } else {
       for (int64_t i = 0; i < mr; ++i) {
@@ -161,38 +193,51 @@ void pack_a(Operand<typename K::Elem> a, int64_t mc, int64_t k, int64_t steps, u
 template <class K>
 void pack_b(Operand<typename K::Elem> b, int64_t nj, int64_t k, int64_t steps, uint32_t* out) {
   if (b.cs == 1) {
+    const __mmask16 left = lanes(nj), right = lanes(nj - 16);
     for (int64_t p = 0; p < steps; ++p) {
-      for (int64_t j = 0; j < nj; ++j) out[p * kNr + j] = K::unit(b.data + j, b.rs, p, k);
+      _mm512_storeu_si512(out + p * kNr, K::adjacent_units(b.data, b.rs, p, k, left));
+      _mm512_storeu_si512(
+          out + p * kNr + 16,
+          nj > 16 ? K::adjacent_units(b.data + 16, b.rs, p, k, right) : _mm512_setzero_si512());
     }
-  } else {
-    for (int64_t j = 0; j < nj; ++j) {
-      for (int64_t p = 0; p < steps; ++p) {
-        out[p * kNr + j] = K::unit(b.data + j * b.cs, b.rs, p, k);
-      }
-    }
+    return;
+  }
+  for (int64_t j = 0; j < nj; ++j) {
+    for (int64_t p = 0; p < steps; ++p) out[p * kNr + j] = K::unit(b.data + j * b.cs, b.rs, p, k);
   }
   for (int64_t p = 0; p < steps; ++p) {
     for (int64_t j = nj; j < kNr; ++j) out[p * kNr + j] = 0;
   }
 }
 
-// One task: rows [0, mc) of the A block against B panels [panel0, panel1) into c (ld n). A is
-// packed when a_row is 0, else read in place with its rows a_row units apart.
+// Where the tiles find B: panel j starts at data + j * panel_stride and its steps are `row` units
+// apart (packed: [step][column] panels one after another; in place: the caller's rows).
+struct PanelsOfB {
+  const uint32_t* data;
+  int64_t panel_stride, row;
+};
+
+// One task: rows [0, mc) of the A block against B panels [panel0, panel1) into c (n columns,
+// rows ldc apart), plus the bias (n values, or null) in every row. A is packed when a_row is 0,
+// else read in place with its rows a_row units apart.
 template <class K>
-void run_block(const uint32_t* a, int64_t a_row, int64_t mc, int64_t steps,
-               const uint32_t* b_packed, int64_t panel0, int64_t panel1, int64_t n,
-               typename K::Elem* c) {
+void run_block(const uint32_t* a, int64_t a_row, int64_t mc, int64_t steps, PanelsOfB b,
+               int64_t panel0, int64_t panel1, int64_t n, const typename K::Elem* bias,
+               typename K::Elem* c, int64_t ldc) {
   for (int64_t panel = panel0; panel < panel1; ++panel) {
     int64_t j0 = panel * kNr;
     __mmask16 mask0 = lanes(n - j0);
     __mmask16 mask1 = lanes(n - j0 - 16);
+    const uint32_t* bp = b.data + panel * b.panel_stride;
+    const typename K::Elem* bias_j = bias ? bias + j0 : nullptr;
     for (int64_t ir = 0; ir < mc; ir += kMr) {
       const size_t rows = size_t(std::min(kMr, mc - ir) - 1);
-      const uint32_t* bp = b_packed + panel * steps * kNr;
+      typename K::Elem* ct = c + ir * ldc + j0;
       if (a_row == 0) {
-        kTiles<K, true>[rows](steps, a + ir * steps, 0, bp, c + ir * n + j0, n, mask0, mask1);
+        kTiles<K, true>[rows](steps, a + ir * steps, 0, bp, b.row, bias_j, ct, ldc, mask0, mask1);
       } else {
-        kTiles<K, false>[rows](steps, a + ir * a_row, a_row, bp, c + ir * n + j0, n, mask0, mask1);
+        kTiles<K, false>[rows](steps, a + ir * a_row, a_row, bp, b.row, bias_j, ct, ldc, mask0,
+                               mask1);
       }
     }
   }
@@ -215,12 +260,12 @@ uint32_t* scratch(std::vector<uint32_t>& buffer, int64_t size) {
 }
 
 template <class K>
-void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::Elem* c, int64_t m,
-         int64_t n, int64_t k, bool threaded) {
-  if (n == 1 && m > 1) {
+void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::Elem* c, int64_t ldc,
+         int64_t m, int64_t n, int64_t k, const typename K::Elem* bias, bool threaded) {
+  if (n == 1 && m > 1 && ldc == 1 && !bias) {
     // A matrix-vector product would fill one lane of 32 per tile; c^T = b^T a^T fills them all
-    // and a [m, 1] result is laid out like a [1, m] one.
-    return run<K>({b.data, b.cs, b.rs}, {a.data, a.cs, a.rs}, c, 1, m, k, threaded);
+    // and a dense [m, 1] result is laid out like a [1, m] one.
+    return run<K>({b.data, b.cs, b.rs}, {a.data, a.cs, a.rs}, c, m, 1, m, k, nullptr, threaded);
   }
   const int64_t steps = (k + K::kDepthStep - 1) / K::kDepthStep;
   const int64_t panels = (n + kNr - 1) / kNr;
@@ -231,34 +276,61 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
   constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
   const bool in_place = a.cs == 1 && k % K::kDepthStep == 0 && a.rs % kUnitElems == 0;
   const int64_t a_row = a.rs / kUnitElems;
+  // Float32 B with unit column stride is read in place when its rows feed a single block of A
+  // rows: packing would then read and write all of B for one pass over it. (Bfloat16 B would
+  // need its pairs of rows interleaved; a B reused by many blocks is worth a compact copy.)
+  const bool b_in_place = K::kDepthStep == 1 && b.cs == 1 && m <= kMc;
   thread_local std::vector<uint32_t> b_buffer;
-  uint32_t* b_packed = scratch(b_buffer, panels * steps * kNr);
-  constexpr int64_t kThreadedWork = int64_t(1) << 20;  // m*n*k below which one thread is faster
-#pragma omp parallel if (threaded && m * n * k >= kThreadedWork)
-  {
-#pragma omp for schedule(static)
-    for (int64_t panel = 0; panel < panels; ++panel) {
-      pack_b<K>({b.data + panel * kNr * b.cs, b.rs, b.cs}, std::min(kNr, n - panel * kNr), k, steps,
-                b_packed + panel * steps * kNr);
-    }
+  uint32_t* b_packed = b_in_place ? nullptr : scratch(b_buffer, panels * steps * kNr);
+  const PanelsOfB b_panels = b_in_place
+                                 ? PanelsOfB{reinterpret_cast<const uint32_t*>(b.data), kNr, b.rs}
+                                 : PanelsOfB{b_packed, steps * kNr, kNr};
+  auto pack_panel = [&](int64_t panel) {
+    pack_b<K>({b.data + panel * kNr * b.cs, b.rs, b.cs}, std::min(kNr, n - panel * kNr), k, steps,
+              b_packed + panel * steps * kNr);
+  };
+  // A task runs one block of A rows against kPanelsPerTask panels. Consecutive tasks of a thread
+  // often share their A block, packed once into that thread's buffer.
+  struct PackedA {
+    uint32_t* data;
+    int64_t block = -1;
+  };
+  auto packed_a = [&] {
     thread_local std::vector<uint32_t> a_buffer;
-    uint32_t* a_packed = in_place ? nullptr : scratch(a_buffer, std::min(kMc, m) * steps);
-    int64_t packed_block = -1;  // consecutive tasks of one thread often share their A block
-    // Dynamic: a thread held up (shared cores) leaves its tasks to the others.
-#pragma omp for schedule(dynamic)
-    for (int64_t task = 0; task < blocks_m * blocks_n; ++task) {
-      int64_t block = task / blocks_n;
-      int64_t i0 = block * kMc;
-      int64_t mc = std::min(kMc, m - i0);
-      const auto* a_block = reinterpret_cast<const uint32_t*>(a.data + i0 * a.rs);
-      if (!in_place && block != packed_block) {
-        pack_a<K>({a.data + i0 * a.rs, a.rs, a.cs}, mc, k, steps, a_packed);
-        packed_block = block;
-      }
-      int64_t panel0 = (task % blocks_n) * kPanelsPerTask;
-      run_block<K>(in_place ? a_block : a_packed, in_place ? a_row : 0, mc, steps, b_packed, panel0,
-                   std::min(panels, panel0 + kPanelsPerTask), n, c + i0 * n);
+    return PackedA{in_place ? nullptr : scratch(a_buffer, std::min(kMc, m) * steps)};
+  };
+  auto run_task = [&](PackedA& packed, int64_t task) {
+    const int64_t block = task / blocks_n;
+    const int64_t i0 = block * kMc;
+    const int64_t mc = std::min(kMc, m - i0);
+    if (!in_place && block != packed.block) {
+      pack_a<K>({a.data + i0 * a.rs, a.rs, a.cs}, mc, k, steps, packed.data);
+      packed.block = block;
     }
+    const int64_t panel0 = (task % blocks_n) * kPanelsPerTask;
+    const auto* a_block =
+        in_place ? reinterpret_cast<const uint32_t*>(a.data + i0 * a.rs) : packed.data;
+    run_block<K>(a_block, in_place ? a_row : 0, mc, steps, b_panels, panel0,
+                 std::min(panels, panel0 + kPanelsPerTask), n, bias, c + i0 * ldc, ldc);
+  };
+  const int64_t tasks = blocks_m * blocks_n;
+  const int64_t panels_to_pack = b_in_place ? 0 : panels;
+  constexpr int64_t kThreadedWork = int64_t(1) << 20;  // m*n*k below which one thread is faster
+  if (threaded && m * n * k >= kThreadedWork) {
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+      for (int64_t panel = 0; panel < panels_to_pack; ++panel) pack_panel(panel);
+      PackedA packed = packed_a();
+      // Dynamic: a thread held up (shared cores) leaves its tasks to the others.
+#pragma omp for schedule(dynamic)
+      for (int64_t task = 0; task < tasks; ++task) run_task(packed, task);
+    }
+  } else {
+    // No OpenMP constructs here: callers may be inside a worksharing loop of their own.
+    for (int64_t panel = 0; panel < panels_to_pack; ++panel) pack_panel(panel);
+    PackedA packed = packed_a();
+    for (int64_t task = 0; task < tasks; ++task) run_task(packed, task);
   }
 }
 
@@ -272,16 +344,18 @@ bool avx512_gemm_available(DType dtype) {
   return dtype == DType::Float32 ? f32 : dtype == DType::BFloat16 && bf16;
 }
 
-void gemm_avx512(const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t b_rs,
-                 int64_t b_cs, float* c, int64_t m, int64_t n, int64_t k, bool threaded) {
-  run<Fp32Fma>({a, a_rs, a_cs}, {b, b_rs, b_cs}, c, m, n, k, threaded);
+void gemm_avx512(MatrixRef<float> a, MatrixRef<float> b, float* c, int64_t ldc, int64_t m,
+                 int64_t n, int64_t k, const float* bias, bool threaded) {
+  run<Fp32Fma>({a.data, a.row_stride, a.col_stride}, {b.data, b.row_stride, b.col_stride}, c, ldc,
+               m, n, k, bias, threaded);
 }
 
-void gemm_avx512(const bfloat16* a, int64_t a_rs, int64_t a_cs, const bfloat16* b, int64_t b_rs,
-                 int64_t b_cs, bfloat16* c, int64_t m, int64_t n, int64_t k, bool threaded) {
-  run<Bf16Dot>({reinterpret_cast<const uint16_t*>(a), a_rs, a_cs},
-               {reinterpret_cast<const uint16_t*>(b), b_rs, b_cs}, reinterpret_cast<uint16_t*>(c),
-               m, n, k, threaded);
+void gemm_avx512(MatrixRef<bfloat16> a, MatrixRef<bfloat16> b, bfloat16* c, int64_t ldc, int64_t m,
+                 int64_t n, int64_t k, const bfloat16* bias, bool threaded) {
+  run<Bf16Dot>({reinterpret_cast<const uint16_t*>(a.data), a.row_stride, a.col_stride},
+               {reinterpret_cast<const uint16_t*>(b.data), b.row_stride, b.col_stride},
+               reinterpret_cast<uint16_t*>(c), ldc, m, n, k,
+               reinterpret_cast<const uint16_t*>(bias), threaded);
 }
 
 }  // namespace optimi::kernels::cpu

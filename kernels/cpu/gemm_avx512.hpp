@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/gemm.hpp"
 #include "optimi/dtype.hpp"
 
 // Packed AVX-512 GEMM kernels for the two dtypes models train in: float32 on FMA and bfloat16 on
@@ -11,14 +12,12 @@ namespace optimi::kernels::cpu {
 // Whether this CPU runs gemm_avx512 for `dtype` (Float32 or BFloat16; checked once, at run time).
 bool avx512_gemm_available(DType dtype);
 
-// c [m, n] (contiguous) = a [m, k] @ b [k, n], operands given by element strides (any, though one
-// unit stride per operand is the fast case); k > 0. Spreads output tiles over threads when
-// `threaded`.
-void gemm_avx512(const float* a, int64_t a_row_stride, int64_t a_col_stride, const float* b,
-                 int64_t b_row_stride, int64_t b_col_stride, float* c, int64_t m, int64_t n,
-                 int64_t k, bool threaded);
-void gemm_avx512(const bfloat16* a, int64_t a_row_stride, int64_t a_col_stride, const bfloat16* b,
-                 int64_t b_row_stride, int64_t b_col_stride, bfloat16* c, int64_t m, int64_t n,
-                 int64_t k, bool threaded);
+// c [m, n] (rows ldc apart, columns adjacent) = a [m, k] @ b [k, n], plus bias [n] in every row
+// when not null; any operand strides, though one unit stride per operand is the fast case; k > 0.
+// Spreads output tiles over threads when `threaded`.
+void gemm_avx512(MatrixRef<float> a, MatrixRef<float> b, float* c, int64_t ldc, int64_t m,
+                 int64_t n, int64_t k, const float* bias, bool threaded);
+void gemm_avx512(MatrixRef<bfloat16> a, MatrixRef<bfloat16> b, bfloat16* c, int64_t ldc, int64_t m,
+                 int64_t n, int64_t k, const bfloat16* bias, bool threaded);
 
 }  // namespace optimi::kernels::cpu

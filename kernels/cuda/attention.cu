@@ -15,16 +15,17 @@ namespace {
 
 constexpr int kAttentionThreads = 128;
 
-// Rows of a [B.., rows, cols] tensor with unit stride in its last dim and any other strides.
+// Rows of a [B.., rows, cols] tensor with unit stride in its last dim and any other strides
+// (outputs too may be laid out like transposed inputs). T is const for inputs.
 template <class T>
 struct Rows {
-  const T* base = nullptr;
+  T* base = nullptr;
   int batch_dims = 0;
   int64_t batch_shape[kMaxDims] = {};
   int64_t batch_strides[kMaxDims] = {};
   int64_t row_stride = 0;
 
-  __device__ const T* row(int64_t b, int64_t i) const {
+  __device__ T* row(int64_t b, int64_t i) const {
     int64_t offset = 0;
     for (int d = batch_dims - 1; d >= 0; --d) {
       offset += (b % batch_shape[d]) * batch_strides[d];
@@ -37,7 +38,7 @@ struct Rows {
 template <class T>
 Rows<T> rows_of(const Tensor& t) {
   Rows<T> r;
-  r.base = ptr<const T>(t);
+  r.base = ptr<T>(t);
   const int64_t nd = t.dim();
   if (nd - 2 > kMaxDims)
     throw std::invalid_argument("scaled_dot_product_attention: more than " +
@@ -58,8 +59,9 @@ __device__ __forceinline__ int64_t visible_keys(int64_t i, int64_t sk, bool caus
 }
 
 template <class T>
-__global__ void forward_kernel(Rows<T> q, Rows<T> k, Rows<T> v, compute_t<T> scale, bool causal,
-                               int64_t count, int64_t sq, int64_t sk, int64_t d, int64_t dv, T* out,
+__global__ void forward_kernel(Rows<const T> q, Rows<const T> k, Rows<const T> v,
+                               compute_t<T> scale, bool causal, int64_t count, int64_t sq,
+                               int64_t sk, int64_t d, int64_t dv, Rows<T> out,
                                compute_t<T>* probs) {
   using C = compute_t<T>;
   for (int64_t row = blockIdx.x; row < count * sq; row += gridDim.x) {
@@ -90,17 +92,17 @@ __global__ void forward_kernel(Rows<T> q, Rows<T> k, Rows<T> v, compute_t<T> sca
     for (int64_t c = threadIdx.x; c < dv; c += blockDim.x) {
       C acc = 0;
       for (int64_t j = 0; j < n; ++j) acc += p[j] * C(load(v.row(b, j)[c]));
-      out[row * dv + c] = store<T>(acc);
+      out.row(b, i)[c] = store<T>(acc);
     }
   }
 }
 
 // Per query row i: dP = dO V^T, dS = P * (dP - rowsum(P * dP)) into ds, dQ = scale dS K.
 template <class T>
-__global__ void backward_query_kernel(Rows<T> grad_out, Rows<T> k, Rows<T> v,
+__global__ void backward_query_kernel(Rows<const T> grad_out, Rows<const T> k, Rows<const T> v,
                                       const compute_t<T>* probs, compute_t<T> scale, bool causal,
                                       int64_t count, int64_t sq, int64_t sk, int64_t d, int64_t dv,
-                                      compute_t<T>* ds, T* grad_q) {
+                                      compute_t<T>* ds, Rows<T> grad_q) {
   using C = compute_t<T>;
   for (int64_t row = blockIdx.x; row < count * sq; row += gridDim.x) {
     const int64_t b = row / sq;
@@ -124,17 +126,18 @@ __global__ void backward_query_kernel(Rows<T> grad_out, Rows<T> k, Rows<T> v,
     for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
       C acc = 0;
       for (int64_t j = 0; j < n; ++j) acc += s[j] * C(load(k.row(b, j)[c]));
-      grad_q[row * d + c] = store<T>(scale * acc);
+      grad_q.row(b, i)[c] = store<T>(scale * acc);
     }
   }
 }
 
 // Per key row j: dV = P^T dO and dK = scale dS^T Q, over the queries that see key j.
 template <class T>
-__global__ void backward_key_kernel(Rows<T> grad_out, Rows<T> q, const compute_t<T>* probs,
-                                    const compute_t<T>* ds, compute_t<T> scale, bool causal,
-                                    int64_t count, int64_t sq, int64_t sk, int64_t d, int64_t dv,
-                                    T* grad_k, T* grad_v) {
+__global__ void backward_key_kernel(Rows<const T> grad_out, Rows<const T> q,
+                                    const compute_t<T>* probs, const compute_t<T>* ds,
+                                    compute_t<T> scale, bool causal, int64_t count, int64_t sq,
+                                    int64_t sk, int64_t d, int64_t dv, Rows<T> grad_k,
+                                    Rows<T> grad_v) {
   using C = compute_t<T>;
   for (int64_t row = blockIdx.x; row < count * sk; row += gridDim.x) {
     const int64_t b = row / sk;
@@ -145,12 +148,12 @@ __global__ void backward_key_kernel(Rows<T> grad_out, Rows<T> q, const compute_t
     for (int64_t c = threadIdx.x; c < dv; c += blockDim.x) {
       C acc = 0;
       for (int64_t i = first; i < sq; ++i) acc += p[i * sk] * C(load(grad_out.row(b, i)[c]));
-      grad_v[row * dv + c] = store<T>(acc);
+      grad_v.row(b, j)[c] = store<T>(acc);
     }
     for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
       C acc = 0;
       for (int64_t i = first; i < sq; ++i) acc += s[i * sk] * C(load(q.row(b, i)[c]));
-      grad_k[row * d + c] = store<T>(scale * acc);
+      grad_k.row(b, j)[c] = store<T>(scale * acc);
     }
   }
 }
@@ -177,8 +180,8 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
     using T = decltype(tag);
     using C = compute_t<T>;
     forward_kernel<<<grid_for(s.count * s.sq, 1), kAttentionThreads, 0, stream(out.device())>>>(
-        rows_of<T>(q), rows_of<T>(k), rows_of<T>(v), C(scale), causal, s.count, s.sq, s.sk, s.d,
-        s.dv, ptr<T>(out), ptr<C>(probs));
+        rows_of<const T>(q), rows_of<const T>(k), rows_of<const T>(v), C(scale), causal, s.count,
+        s.sq, s.sk, s.d, s.dv, rows_of<T>(out), ptr<C>(probs));
     OPTIMI_CUDA_CHECK_LAUNCH("attention forward_kernel");
   });
 }
@@ -197,15 +200,16 @@ void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k
     Storage ds(size_t(s.count * s.sq * s.sk) * sizeof(C), device);
     if (s.sq > 0) {
       backward_query_kernel<<<grid_for(s.count * s.sq, 1), kAttentionThreads, 0, st>>>(
-          rows_of<T>(grad_out), rows_of<T>(k), rows_of<T>(v), ptr<const C>(probs), C(scale), causal,
-          s.count, s.sq, s.sk, s.d, s.dv, static_cast<C*>(ds.data()), ptr<T>(grad_q));
+          rows_of<const T>(grad_out), rows_of<const T>(k), rows_of<const T>(v), ptr<const C>(probs),
+          C(scale), causal, s.count, s.sq, s.sk, s.d, s.dv, static_cast<C*>(ds.data()),
+          rows_of<T>(grad_q));
       OPTIMI_CUDA_CHECK_LAUNCH("attention backward_query_kernel");
     }
     if (s.sk > 0) {
       backward_key_kernel<<<grid_for(s.count * s.sk, 1), kAttentionThreads, 0, st>>>(
-          rows_of<T>(grad_out), rows_of<T>(q), ptr<const C>(probs),
+          rows_of<const T>(grad_out), rows_of<const T>(q), ptr<const C>(probs),
           static_cast<const C*>(ds.data()), C(scale), causal, s.count, s.sq, s.sk, s.d, s.dv,
-          ptr<T>(grad_k), ptr<T>(grad_v));
+          rows_of<T>(grad_k), rows_of<T>(grad_v));
       OPTIMI_CUDA_CHECK_LAUNCH("attention backward_key_kernel");
     }
   });

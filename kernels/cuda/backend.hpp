@@ -31,7 +31,7 @@ void reduce_max(const Tensor& x, int64_t dim, Tensor& out);
 void reduce_sum_all(const Tensor& x, Tensor& out);
 
 // cuBLAS.
-void gemm(const Tensor& a, const Tensor& b, Tensor& c);
+void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias);
 
 void index_select(const Tensor& src, int64_t dim, const Tensor& index, Tensor& out);
 void index_add(Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src);

@@ -94,7 +94,7 @@ int to_int(int64_t v, const char* what) {
 
 }  // namespace
 
-void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
+void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias) {
   const int64_t nd = c.dim();
   const int64_t m = c.shape()[size_t(nd - 2)];
   const int64_t n = c.shape()[size_t(nd - 1)];
@@ -103,10 +103,13 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
   if (batch == 0) return;
   const Device device = c.device();
   DeviceGuard guard(device);
-  if (k == 0) {
+  // A bias goes into every row of c first, and the product is added to it (beta = 1).
+  if (bias.defined()) {
+    cuda::copy(bias.expand(c.shape()), c);
+  } else if (k == 0) {
     cuda::fill(c, 0.0);
-    return;
   }
+  if (k == 0) return;
   cudaDataType_t type;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   switch (c.dtype()) {
@@ -130,8 +133,8 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
   Tensor keep_a, keep_b;
   const Operand oa = operand(a, keep_a);
   const Operand ob = operand(b, keep_b);
-  const float alpha32 = 1.0f, beta32 = 0.0f;
-  const double alpha64 = 1.0, beta64 = 0.0;
+  const float alpha32 = 1.0f, beta32 = bias.defined() ? 1.0f : 0.0f;
+  const double alpha64 = 1.0, beta64 = bias.defined() ? 1.0 : 0.0;
   const void* alpha = compute == CUBLAS_COMPUTE_64F ? static_cast<const void*>(&alpha64) : &alpha32;
   const void* beta = compute == CUBLAS_COMPUTE_64F ? static_cast<const void*>(&beta64) : &beta32;
   // c^T [n, m] = b^T [n, k] . a^T [k, m], all column-major.

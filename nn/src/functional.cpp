@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/elementwise.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/nn.hpp"
 #include "optimi/autograd.hpp"
 #include "optimi/ops.hpp"
@@ -109,6 +110,25 @@ Tensor rows_operand(const Tensor& t, DType dtype) {
   return d.dim() > 0 && d.strides().back() == 1 ? d : d.contiguous();
 }
 
+// A dense tensor of `shape` (t's rank) whose dims lie in memory in the order of t's strides, the
+// last one innermost, like PyTorch's preserve_format. Attention inputs are usually heads split
+// from one projection and transposed ([B, T, H, D] in memory, seen as [B, H, T, D]); outputs and
+// gradients laid out the same way turn back into [B, T, H * D] without a copy.
+Tensor empty_in_layout_of(const Tensor& t, const Shape& shape, DType dtype) {
+  const int64_t nd = t.dim();
+  std::vector<int64_t> order(static_cast<size_t>(nd));  // dims, outermost first
+  for (int64_t d = 0; d < nd; ++d) order[size_t(d)] = d;
+  std::stable_sort(order.begin(), order.end() - 1, [&](int64_t a, int64_t b) {
+    return t.strides()[size_t(a)] > t.strides()[size_t(b)];
+  });
+  Shape physical(order.size()), back(order.size());
+  for (int64_t i = 0; i < nd; ++i) {
+    physical[size_t(i)] = shape[size_t(order[size_t(i)])];
+    back[size_t(order[size_t(i)])] = i;
+  }
+  return Tensor::empty(physical, dtype, t.device()).permute(back);
+}
+
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
@@ -122,8 +142,46 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (bias.defined() && bias.shape() != Shape{weight.shape()[0]})
     fail("linear", "bias of shape " + shape_str(bias.shape()) + " does not match weight of shape " +
                        shape_str(weight.shape()));
-  Tensor y = matmul(x, weight.transpose(0, 1));
-  return bias.defined() ? y + bias : y;
+  require_floating("linear", x, "input");
+  for (const auto& [t, name] : {std::pair{&weight, "weight"}, std::pair{&bias, "bias"}}) {
+    if (t->defined() && t->dtype() != x.dtype())
+      fail("linear", std::string(name) + " is " + std::string(dtype_name(t->dtype())) +
+                         " but the input is " + std::string(dtype_name(x.dtype())));
+  }
+  require_same_device("linear", {x, weight, bias});
+  // One GEMM over all leading dims with the bias added in its epilogue; backward writes the
+  // weight's gradient in the weight's own layout, so nothing is transposed or copied.
+  const int64_t in = weight.shape()[1], out = weight.shape()[0];
+  const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  Shape y_shape = x.shape();
+  y_shape.back() = out;
+  const Tensor x2 = x.detach().reshape({rows, in});
+  const Tensor w = weight.detach();
+  Tensor y = Tensor::empty({rows, out}, x.dtype(), x.device());
+  kernels::gemm(x2, w.transpose(0, 1), y, bias.defined() ? bias.detach().contiguous() : Tensor());
+  y = y.reshape(y_shape);
+  std::vector<Tensor> inputs{x, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  // Each gradient needs only the other operand.
+  autograd::record(
+      "linear", inputs, y,
+      [x2 = weight.requires_grad() ? x2 : Tensor(), w = x.requires_grad() ? w : Tensor(),
+       x_shape = x.shape(), dtype = x.dtype(), rows, in, out](const Tensor& g, const Needs& needs) {
+        const Tensor g2 = g.to(dtype).reshape({rows, out});
+        Grads grads(needs.size());
+        if (needs[0]) {
+          Tensor gx = Tensor::empty({rows, in}, dtype, g.device());
+          kernels::gemm(g2, w, gx);
+          grads[0] = gx.reshape(x_shape);
+        }
+        if (needs[1]) {
+          grads[1] = Tensor::empty({out, in}, dtype, g.device());
+          kernels::gemm(g2.transpose(0, 1), x2, grads[1]);
+        }
+        if (needs.size() > 2 && needs[2]) grads[2] = g2.sum(0);
+        return grads;
+      });
+  return y;
 }
 
 Tensor embedding(const Tensor& indices, const Tensor& weight) {
@@ -331,14 +389,14 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   out_shape[nd - 1] = vs[nd - 1];
   Shape probs_shape = qs;
   probs_shape[nd - 1] = ks[nd - 2];
-  Tensor out = Tensor::empty(out_shape, dtype, q.device());
+  Tensor out = empty_in_layout_of(qc, out_shape, dtype);
   Tensor probs = Tensor::empty(probs_shape, kernels::compute_dtype(dtype), q.device());
   kernels::attention_forward(qc, kc, vc, s, is_causal, out, probs);
   autograd::record(op, {q, k, v}, out,
                    [qc, kc, vc, probs, s, is_causal](const Tensor& g, const Needs&) {
-                     Tensor gq = empty_like_shape(qc);
-                     Tensor gk = empty_like_shape(kc);
-                     Tensor gv = empty_like_shape(vc);
+                     Tensor gq = empty_in_layout_of(qc, qc.shape(), qc.dtype());
+                     Tensor gk = empty_in_layout_of(kc, kc.shape(), kc.dtype());
+                     Tensor gv = empty_in_layout_of(vc, vc.shape(), vc.dtype());
                      kernels::attention_backward(rows_operand(g, qc.dtype()), qc, kc, vc, probs, s,
                                                  is_causal, gq, gk, gv);
                      return Grads{gq, gk, gv};
