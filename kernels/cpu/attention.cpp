@@ -142,27 +142,30 @@ void for_each_key_block(int64_t sq, int64_t sk, bool causal, F&& f) {
 
 // Softmax in place over the visible keys of each row of a block of raw scores (row stride sk),
 // scaled first; under the causal mask query i sees keys j <= i and the rest become exact zeros.
+// Every row runs over the block's keys, masking the invisible ones, so that the loops have the
+// same (usually a multiple of the vector width) length for all rows.
 template <class C>
 void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal, C scale) {
+  constexpr C kMasked = -std::numeric_limits<C>::infinity();
   for (int64_t r = 0; r < blk.rows; ++r) {
     C* row = p + r * sk;
     const int64_t n = causal ? std::min(blk.begin + r + 1, sk) : sk;
-    C m = -std::numeric_limits<C>::infinity();
+    C m = kMasked;
 #pragma omp simd reduction(max : m)
-    for (int64_t j = 0; j < n; ++j) {
-      row[j] *= scale;
+    for (int64_t j = 0; j < blk.keys; ++j) {
+      row[j] = j < n ? row[j] * scale : kMasked;
       m = row[j] > m ? row[j] : m;
     }
     C s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; ++j) {
-      row[j] = fast_exp(row[j] - m);
+    for (int64_t j = 0; j < blk.keys; ++j) {
+      row[j] = fast_exp(row[j] - m);  // exactly 0 for masked keys
       s += row[j];
     }
     const C inv = C(1) / s;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-    std::fill(row + n, row + sk, C(0));
+    for (int64_t j = 0; j < blk.keys; ++j) row[j] *= inv;
+    std::fill(row + blk.keys, row + sk, C(0));
   }
 }
 

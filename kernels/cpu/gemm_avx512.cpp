@@ -272,9 +272,12 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
   const int64_t blocks_m = (m + kMc - 1) / kMc;
   const int64_t blocks_n = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
   // A whose depth is contiguous already holds its units in order (bfloat16 pairs too, when k and
-  // the row stride are even): the tiles read it in place, with no packing.
+  // the row stride are even): the tiles read it in place, with no packing. Unless its rows lie a
+  // multiple of 4 KiB apart: the 14 rows a tile reads would then share one set of the L1 cache.
   constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
-  const bool in_place = a.cs == 1 && k % K::kDepthStep == 0 && a.rs % kUnitElems == 0;
+  const bool aliasing_rows = a.rs * int64_t(sizeof(typename K::Elem)) % 4096 == 0;
+  const bool in_place =
+      a.cs == 1 && k % K::kDepthStep == 0 && a.rs % kUnitElems == 0 && !aliasing_rows;
   const int64_t a_row = a.rs / kUnitElems;
   // Float32 B with unit column stride is read in place when its rows feed a single block of A
   // rows: packing would then read and write all of B for one pass over it. (Bfloat16 B would
