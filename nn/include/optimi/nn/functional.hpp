@@ -7,7 +7,8 @@
 // Layer-level differentiable operations, each with a fused CPU kernel in kernels/.
 namespace optimi::nn::functional {
 
-// x [..., in] @ weight[out, in]^T + bias[out]
+// x [..., in] @ weight[out, in]^T + bias[out]: one GEMM over all leading dims with the bias added
+// in its epilogue. x, weight and bias share one dtype and one device.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 // weight [num, dim] gathered by Int64 indices of any shape -> [..., dim]; backward scatter-adds.
 Tensor embedding(const Tensor& indices, const Tensor& weight);
@@ -37,7 +38,9 @@ Tensor mse_loss(const Tensor& input, const Tensor& target);
 // q [..., sq, d], k [..., sk, d], v [..., sk, dv] with equal leading dims, one dtype;
 // softmax(q k^T * scale + mask) v -> [..., sq, dv]. The causal mask lets query i see keys j <= i
 // (PyTorch's top-left alignment). scale defaults to 1/sqrt(d). Views with a unit-stride last dim
-// (heads split out of a fused qkv projection) are read in place.
+// (heads split out of a fused qkv projection) are read in place, and the output and gradients are
+// laid out in memory like their inputs (PyTorch's preserve_format): heads split from [B, T, H, d]
+// give a [B, H, T, dv] view of a [B, T, H, dv] tensor, which transpose(1, 2) merges for free.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     bool is_causal = true, std::optional<double> scale = {});
 
