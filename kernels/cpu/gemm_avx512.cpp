@@ -168,10 +168,54 @@ template <class K, bool kPacked>
 constexpr std::array<TileFn<K>, kMr> kTiles =
     make_tiles<K, kPacked>(std::make_index_sequence<kMr>());
 
+// Lane j of vector r moves to lane r of vector j.
+inline void transpose16(__m512i v[16]) {
+  __m512i pairs[16], quads[16];
+  for (int i = 0; i < 16; i += 2) {
+    pairs[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+    pairs[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  // quads[g + q]: lane q of every 128-bit quarter of vectors g..g+3.
+  for (int g = 0; g < 16; g += 4) {
+    quads[g] = _mm512_unpacklo_epi64(pairs[g], pairs[g + 2]);
+    quads[g + 1] = _mm512_unpackhi_epi64(pairs[g], pairs[g + 2]);
+    quads[g + 2] = _mm512_unpacklo_epi64(pairs[g + 1], pairs[g + 3]);
+    quads[g + 3] = _mm512_unpackhi_epi64(pairs[g + 1], pairs[g + 3]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512i low0 = _mm512_shuffle_i32x4(quads[q], quads[4 + q], 0x44);
+    const __m512i high0 = _mm512_shuffle_i32x4(quads[q], quads[4 + q], 0xEE);
+    const __m512i low1 = _mm512_shuffle_i32x4(quads[8 + q], quads[12 + q], 0x44);
+    const __m512i high1 = _mm512_shuffle_i32x4(quads[8 + q], quads[12 + q], 0xEE);
+    v[q] = _mm512_shuffle_i32x4(low0, low1, 0x88);
+    v[4 + q] = _mm512_shuffle_i32x4(low0, low1, 0xDD);
+    v[8 + q] = _mm512_shuffle_i32x4(high0, high1, 0x88);
+    v[12 + q] = _mm512_shuffle_i32x4(high0, high1, 0xDD);
+  }
+}
+
+// A group of mr <= 14 rows whose units already lie in order along each row (a_row units apart),
+// 16 steps at a time through a register transpose.
+void pack_unit_rows(const uint32_t* a, int64_t a_row, int64_t mr, int64_t steps, uint32_t* out) {
+  const __mmask16 group = lanes(mr);
+  for (int64_t p0 = 0; p0 < steps; p0 += 16) {
+    const int64_t count = std::min<int64_t>(16, steps - p0);
+    __m512i v[16];
+    for (int i = 0; i < 16; ++i) {
+      v[i] = i < mr ? _mm512_maskz_loadu_epi32(lanes(count), a + i * a_row + p0)
+                    : _mm512_setzero_si512();
+    }
+    transpose16(v);
+    for (int64_t j = 0; j < count; ++j) _mm512_mask_storeu_epi32(out + (p0 + j) * mr, group, v[j]);
+  }
+}
+
 // Rows [0, mc) of A; group g (rows from 14g) at out + 14g * steps. The loops run along whichever
-// of rows or depth is contiguous in memory.
+// of rows or depth is contiguous in memory; `unit_rows`: A's units lie in order along its rows.
 template <class K>
-void pack_a(Operand<typename K::Elem> a, int64_t mc, int64_t k, int64_t steps, uint32_t* out) {
+void pack_a(Operand<typename K::Elem> a, bool unit_rows, int64_t mc, int64_t k, int64_t steps,
+            uint32_t* out) {
+  constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
   for (int64_t g = 0; g < mc; g += kMr) {
     const int64_t mr = std::min(kMr, mc - g);
     uint32_t* o = out + g * steps;
@@ -181,6 +225,8 @@ void pack_a(Operand<typename K::Elem> a, int64_t mc, int64_t k, int64_t steps, u
       for (int64_t p = 0; p < steps; ++p) {
         _mm512_mask_storeu_epi32(o + p * mr, group, K::adjacent_units(rows, a.cs, p, k, group));
       }
+    } else if (unit_rows) {
+      pack_unit_rows(reinterpret_cast<const uint32_t*>(rows), a.rs / kUnitElems, mr, steps, o);
     } else {
       for (int64_t i = 0; i < mr; ++i) {
         for (int64_t p = 0; p < steps; ++p) o[p * mr + i] = K::unit(rows + i * a.rs, a.cs, p, k);
@@ -275,9 +321,9 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
   // the row stride are even): the tiles read it in place, with no packing. Unless its rows lie a
   // multiple of 4 KiB apart: the 14 rows a tile reads would then share one set of the L1 cache.
   constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
+  const bool unit_rows = a.cs == 1 && k % K::kDepthStep == 0 && a.rs % kUnitElems == 0;
   const bool aliasing_rows = a.rs * int64_t(sizeof(typename K::Elem)) % 4096 == 0;
-  const bool in_place =
-      a.cs == 1 && k % K::kDepthStep == 0 && a.rs % kUnitElems == 0 && !aliasing_rows;
+  const bool in_place = unit_rows && !aliasing_rows;
   const int64_t a_row = a.rs / kUnitElems;
   // Float32 B with unit column stride is read in place when its rows feed a single block of A
   // rows: packing would then read and write all of B for one pass over it. (Bfloat16 B would
@@ -307,7 +353,7 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
     const int64_t i0 = block * kMc;
     const int64_t mc = std::min(kMc, m - i0);
     if (!in_place && block != packed.block) {
-      pack_a<K>({a.data + i0 * a.rs, a.rs, a.cs}, mc, k, steps, packed.data);
+      pack_a<K>({a.data + i0 * a.rs, a.rs, a.cs}, unit_rows, mc, k, steps, packed.data);
       packed.block = block;
     }
     const int64_t panel0 = (task % blocks_n) * kPanelsPerTask;
