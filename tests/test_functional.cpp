@@ -339,16 +339,31 @@ TEST_CASE("attention values", "[functional]") {
 }
 
 TEST_CASE("attention reads strided views of a fused projection", "[functional]") {
-  // [B, T, 3, H, hd] split into q, k, v of [B, H, T, hd] without copies.
+  // [B, T, 3, H, hd] split into q, k, v of [B, H, T, hd] without copies; in every dtype (16-bit
+  // ones go through compute-type copies of the inputs and outputs).
+  for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16}) {
+    INFO(dtype_name(dtype));
+    Tensor qkv = leaf({2, 6, 3, 2, 4}, 26).detach().to(dtype);
+    auto part = [&](int64_t i) { return qkv.select(2, i).transpose(1, 2); };
+    Tensor out = F::scaled_dot_product_attention(part(0), part(1), part(2));
+    Tensor ref = F::scaled_dot_product_attention(part(0).contiguous(), part(1).contiguous(),
+                                                 part(2).contiguous());
+    require_close(out, ref, 0, 0);
+    // The output is laid out like the query, [B, T, H, hd] in memory, so merging heads is free.
+    REQUIRE(out.transpose(1, 2).is_contiguous());
+    REQUIRE(ref.is_contiguous());
+    // So are the gradients of the split views.
+    Tensor grad_q = leaf({2, 2, 6, 4}, 27).detach().to(dtype);
+    Tensor x = qkv.clone().requires_grad_();
+    auto split = [&](int64_t i) { return x.select(2, i).transpose(1, 2); };
+    Tensor y = F::scaled_dot_product_attention(split(0), split(1), split(2));
+    (y * grad_q).sum().backward();
+    Tensor x_ref = qkv.clone().requires_grad_();
+    auto copied = [&](int64_t i) { return x_ref.select(2, i).transpose(1, 2).contiguous(); };
+    (F::scaled_dot_product_attention(copied(0), copied(1), copied(2)) * grad_q).sum().backward();
+    require_close(x.grad(), x_ref.grad(), 0, 0);
+  }
   Tensor qkv = leaf({2, 6, 3, 2, 4}, 26).detach();
-  auto part = [&](int64_t i) { return qkv.select(2, i).transpose(1, 2); };
-  Tensor out = F::scaled_dot_product_attention(part(0), part(1), part(2));
-  Tensor ref = F::scaled_dot_product_attention(part(0).contiguous(), part(1).contiguous(),
-                                               part(2).contiguous());
-  require_close(out, ref, 0, 0);
-  // The output is laid out like the query, [B, T, H, hd] in memory, so merging heads is free.
-  REQUIRE(out.transpose(1, 2).is_contiguous());
-  REQUIRE(ref.is_contiguous());
   Tensor x = qkv.clone().requires_grad_();
   REQUIRE(gradcheck(
       [&](const Inputs& in) {
