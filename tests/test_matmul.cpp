@@ -129,7 +129,11 @@ TEST_CASE("16-bit and float32 products stay close to float64", "[matmul]") {
         {randn({200, 30}), randn({30, 40})},
         // Rows a multiple of 4 KiB apart are packed (transposed 16 steps at a time) rather than
         // read in place: partial row groups and a partial last block of steps.
-        {randn({20, 2048}).slice(1, 0, 1998), randn({1998, 19})}};
+        {randn({20, 2048}).slice(1, 0, 1998), randn({1998, 19})},
+        // Column-major right operands are packed the same way, 16 columns at a time: a partial
+        // last panel (50 = 32 + 18 columns) and one with no right half (12 columns).
+        {randn({33, 64}), randn({50, 64}).transpose(0, 1)},
+        {randn({20, 40}), randn({12, 40}).transpose(0, 1)}};
     for (const auto& [a, b] : cases) {
       INFO(shape_str(a.shape()) << " @ " << shape_str(b.shape()));
       Tensor c = matmul(a, b);

@@ -194,19 +194,22 @@ inline void transpose16(__m512i v[16]) {
   }
 }
 
-// A group of mr <= 14 rows whose units already lie in order along each row (a_row units apart),
-// 16 steps at a time through a register transpose.
-void pack_unit_rows(const uint32_t* a, int64_t a_row, int64_t mr, int64_t steps, uint32_t* out) {
-  const __mmask16 group = lanes(mr);
+// Up to 16 lines (rows of A, columns of B) whose units already lie in order along each line
+// (`stride` units apart), 16 steps at a time through a register transpose: step p of line i goes
+// to out[p * out_step + i]. Lanes from `lines` to `width` are written as zeros (padding).
+void pack_unit_lines(const uint32_t* x, int64_t stride, int64_t lines, int64_t width, int64_t steps,
+                     uint32_t* out, int64_t out_step) {
   for (int64_t p0 = 0; p0 < steps; p0 += 16) {
     const int64_t count = std::min<int64_t>(16, steps - p0);
     __m512i v[16];
     for (int i = 0; i < 16; ++i) {
-      v[i] = i < mr ? _mm512_maskz_loadu_epi32(lanes(count), a + i * a_row + p0)
-                    : _mm512_setzero_si512();
+      v[i] = i < lines ? _mm512_maskz_loadu_epi32(lanes(count), x + i * stride + p0)
+                       : _mm512_setzero_si512();
     }
     transpose16(v);
-    for (int64_t j = 0; j < count; ++j) _mm512_mask_storeu_epi32(out + (p0 + j) * mr, group, v[j]);
+    for (int64_t j = 0; j < count; ++j) {
+      _mm512_mask_storeu_epi32(out + (p0 + j) * out_step, lanes(width), v[j]);
+    }
   }
 }
 
@@ -226,7 +229,8 @@ void pack_a(Operand<typename K::Elem> a, bool unit_rows, int64_t mc, int64_t k, 
         _mm512_mask_storeu_epi32(o + p * mr, group, K::adjacent_units(rows, a.cs, p, k, group));
       }
     } else if (unit_rows) {
-      pack_unit_rows(reinterpret_cast<const uint32_t*>(rows), a.rs / kUnitElems, mr, steps, o);
+      pack_unit_lines(reinterpret_cast<const uint32_t*>(rows), a.rs / kUnitElems, mr, mr, steps, o,
+                      mr);
     } else {
       for (int64_t i = 0; i < mr; ++i) {
         for (int64_t p = 0; p < steps; ++p) o[p * mr + i] = K::unit(rows + i * a.rs, a.cs, p, k);
@@ -235,9 +239,11 @@ void pack_a(Operand<typename K::Elem> a, bool unit_rows, int64_t mc, int64_t k, 
   }
 }
 
-// Columns [0, nj) of B, zero-padded to kNr columns.
+// Columns [0, nj) of B, zero-padded to kNr columns. The loops run along whichever of columns or
+// depth is contiguous in memory; `unit_columns`: B's units lie in order down its columns.
 template <class K>
-void pack_b(Operand<typename K::Elem> b, int64_t nj, int64_t k, int64_t steps, uint32_t* out) {
+void pack_b(Operand<typename K::Elem> b, bool unit_columns, int64_t nj, int64_t k, int64_t steps,
+            uint32_t* out) {
   if (b.cs == 1) {
     const __mmask16 left = lanes(nj), right = lanes(nj - 16);
     for (int64_t p = 0; p < steps; ++p) {
@@ -245,6 +251,16 @@ void pack_b(Operand<typename K::Elem> b, int64_t nj, int64_t k, int64_t steps, u
       _mm512_storeu_si512(
           out + p * kNr + 16,
           nj > 16 ? K::adjacent_units(b.data + 16, b.rs, p, k, right) : _mm512_setzero_si512());
+    }
+    return;
+  }
+  if (unit_columns) {
+    constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
+    for (int64_t half = 0; half < kNr; half += 16) {  // a right half past nj is all padding
+      const int64_t lines = std::clamp<int64_t>(nj - half, 0, 16);
+      const auto* columns =
+          reinterpret_cast<const uint32_t*>(lines ? b.data + half * b.cs : b.data);
+      pack_unit_lines(columns, b.cs / kUnitElems, lines, 16, steps, out + half, kNr);
     }
     return;
   }
@@ -322,6 +338,7 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
   // multiple of 4 KiB apart: the 14 rows a tile reads would then share one set of the L1 cache.
   constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
   const bool unit_rows = a.cs == 1 && k % K::kDepthStep == 0 && a.rs % kUnitElems == 0;
+  const bool unit_columns = b.rs == 1 && k % K::kDepthStep == 0 && b.cs % kUnitElems == 0;
   const bool aliasing_rows = a.rs * int64_t(sizeof(typename K::Elem)) % 4096 == 0;
   const bool in_place = unit_rows && !aliasing_rows;
   const int64_t a_row = a.rs / kUnitElems;
@@ -335,8 +352,8 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
                                  ? PanelsOfB{reinterpret_cast<const uint32_t*>(b.data), kNr, b.rs}
                                  : PanelsOfB{b_packed, steps * kNr, kNr};
   auto pack_panel = [&](int64_t panel) {
-    pack_b<K>({b.data + panel * kNr * b.cs, b.rs, b.cs}, std::min(kNr, n - panel * kNr), k, steps,
-              b_packed + panel * steps * kNr);
+    pack_b<K>({b.data + panel * kNr * b.cs, b.rs, b.cs}, unit_columns,
+              std::min(kNr, n - panel * kNr), k, steps, b_packed + panel * steps * kNr);
   };
   // A task runs one block of A rows against kPanelsPerTask panels. Consecutive tasks of a thread
   // often share their A block, packed once into that thread's buffer.
