@@ -1,5 +1,7 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <vector>
 
 #include "gradcheck.hpp"
 
@@ -80,6 +82,27 @@ TEST_CASE("reduction values", "[elementwise][reduce]") {
   CHECK(Tensor::zeros({0}).sum().item() == 0.0);
   CHECK_THROWS_AS(Tensor::zeros({0}).max(), std::invalid_argument);
   CHECK_THROWS_AS(Tensor::zeros({0}).mean(), std::invalid_argument);
+  // Reductions walk the kept dims in chunks of 256 columns: widths with a one-column last chunk,
+  // over a leading dim and a middle one, against a per-column loop in double.
+  for (const Shape& shape : {Shape{3, 257}, Shape{2, 3, 513}}) {
+    Tensor x = Tensor::randn(shape);
+    const int64_t dim = int64_t(shape.size()) - 2, inner = shape.back();
+    const int64_t outer = shape.size() == 3 ? shape[0] : 1, reduced = shape[size_t(dim)];
+    std::vector<double> v = x.to_vector<double>(), sums = x.sum(dim).to_vector<double>(),
+                        maxes = x.max(dim).to_vector<double>();
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t j = 0; j < inner; ++j) {
+        double sum = 0, max = -INFINITY;
+        for (int64_t k = 0; k < reduced; ++k) {
+          const double e = v[size_t((o * reduced + k) * inner + j)];
+          sum += e;
+          max = std::max(max, e);
+        }
+        CHECK(sums[size_t(o * inner + j)] == Approx(sum).margin(1e-5));
+        CHECK(maxes[size_t(o * inner + j)] == max);
+      }
+    }
+  }
   // Ties share the gradient of max.
   Tensor t = Tensor::from_vector({2.0f, 2.0f, 1.0f}, {3}).requires_grad_();
   t.max().backward();

@@ -201,7 +201,7 @@ void reduce_typed(const Tensor& x, int64_t dim, Tensor& out) {
     const int64_t nj = std::min(kChunk, r.inner - j0);
     const T* base = in + b * r.reduced * r.inner + j0;
     T* dst = o + b * r.inner + j0;
-    if (nj == 1) {  // a reduction along the last dim
+    if (r.inner == 1) {  // a reduction along the last dim
       Acc acc = kMax ? Acc(load(base[0])) : Acc(0);
       if constexpr (kMax) {
         for (int64_t k = 1; k < r.reduced; ++k) acc = combine(acc, Acc(load(base[k])));
