@@ -505,6 +505,7 @@ TEST_CASE("sweep: optimizers reject NaN, Inf and negative hyperparameters", "[sw
   CHECK_INVALID(Lion(params, {.lr = -1.0}), "lr", "-1");
   CHECK_INVALID(RAdam(params, {.lr = 1e-3, .weight_decay = kNaN}), "weight_decay", "nan");
   CHECK_INVALID(Ranger(params, {.lr = 1e-3, .k = 0}), "k", "0");
+  CHECK_INVALID(Ranger(params, {.lr = 1e-3, .k = -3}), "k=-3");
   CHECK_INVALID(Ranger(params, {.lr = 1e-3, .alpha = 1.5}), "alpha", "1.5");
   CHECK_INVALID(Ranger(params, {.lr = 1e-3, .alpha = kNaN}), "alpha", "nan");
   CHECK_INVALID(StableAdamW(params, {.lr = 1e-3, .eps = kNaN}), "eps", "nan");
@@ -595,6 +596,10 @@ TEST_CASE("sweep: schedulers reject bad step counts and factors", "[sweep]") {
   CHECK_INVALID(CosineAnnealing(opt, 0), "0");
   CHECK_INVALID(CosineAnnealing(opt, 10, kNaN), "nan");
   CHECK_INVALID(WarmupCosine(opt, 10, 5), "WarmupCosine", "5");
+  CHECK_INVALID(LinearWarmup(opt, 10, 1.5), "LinearWarmup", "start_factor=1.5");
+  CHECK_INVALID(CosineAnnealing(opt, 10, kInf), "eta_min", "inf");
+  CHECK_INVALID(WarmupCosine(opt, 10, 20, -1.0), "WarmupCosine", "eta_min=-1.0");
+  CHECK_INVALID(WarmupCosine(opt, 10, 20, 0.0, 2.0), "WarmupCosine", "warmup_start_factor=2.0");
   LinearWarmup warmup(opt, 10);
   CHECK_INVALID(warmup.set_last_step(-3), "-3");
 }

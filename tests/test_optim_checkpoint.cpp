@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "optim_factory.hpp"
@@ -196,6 +197,38 @@ TEST_CASE("loading a file that is no optimizer checkpoint throws std::runtime_er
     CHECK_THROWS_AS(opt.load(path), std::runtime_error);
   }
   std::filesystem::remove(path);
+}
+
+TEST_CASE("a checkpoint's option values get the constructor's checks", "[optim]") {
+  // An edited file must not reach the step: Ranger with k = 0 divides by zero there.
+  std::vector<Tensor> params = make_params(DType::Float32);
+  Ranger opt(params, {.lr = 0.1});
+  const std::filesystem::path path = temp_file("saved"), edited = temp_file("edited");
+  opt.save(path);
+  auto edit = [&](const char* field, const char* key, const json& value) {
+    auto file = nn::load_safetensors(path);
+    json j = json::parse(file.metadata.at(field));
+    (j.is_array() ? j[0] : j)[key] = value;
+    file.metadata[field] = j.dump();
+    nn::save_safetensors(edited, file.tensors, file.metadata);
+  };
+  for (const auto& [field, key, value, message] :
+       {std::tuple{"hyperparameters", "k", json(0), "lookahead steps"},
+        std::tuple{"hyperparameters", "alpha", json(2.0), "lookahead alpha"},
+        std::tuple{"hyperparameters", "eps", json(-1.0), "epsilon"},
+        std::tuple{"groups", "lr", json(-5.0), "learning rate"},
+        std::tuple{"groups", "weight_decay", json(nullptr), "malformed"}}) {
+    INFO(key);
+    edit(field, key, value);
+    CHECK_THROWS_AS(opt.load(edited), std::runtime_error);
+    CHECK_THROWS_WITH(opt.load(edited), Catch::Contains(message));
+    // The failed load left the optimizer as it was.
+    CHECK(opt.lr(0) == 0.1);
+    for (const Tensor& p : params) Tensor(p).set_grad(Tensor::ones(p.shape()));
+    CHECK_NOTHROW(opt.step());
+  }
+  std::filesystem::remove(path);
+  std::filesystem::remove(edited);
 }
 
 TEST_CASE("after load, gradient release follows the live groups' learning rates", "[optim]") {

@@ -7,9 +7,11 @@ namespace optimi::optim {
 namespace detail {
 
 AdamAlgorithm::AdamAlgorithm(std::string_view name, const AdamOptions& o)
-    : Algorithm(common_options(o)), name_(name), o_(o) {
-  check_betas(o.betas);
-  check_eps(o.eps);
+    : Algorithm(common_options(o)), name_(name), o_(o) {}
+
+void AdamAlgorithm::check_options() const {
+  check_betas(o_.betas);
+  check_eps(o_.eps);
 }
 
 void AdamAlgorithm::update(const StepBatch& b) const {

@@ -16,6 +16,8 @@ class AdamAlgorithm final : public Algorithm {
   std::vector<Hyperparameter> hyperparameters() override;
 
  private:
+  void check_options() const override;
+
   std::string_view name_;
   AdamOptions o_;
 };

@@ -2,13 +2,22 @@
 
 #include <cmath>
 
-#include "optim/src/python_format.hpp"
-
 namespace optimi::optim::detail {
 
 void Algorithm::init_buffers(const GroupState&, const ParamStep& p) const {
   for (Tensor& b : p.state->buffers) {
     b = Tensor::zeros(p.param.shape(), p.param.dtype(), p.param.device());
+  }
+}
+
+void Algorithm::validate() const {
+  check_options();
+  check_rate("learning rate", "lr", common.lr, std::isnan(common.lr) ? " (lr is required)" : "");
+  check_rate("weight decay", "weight_decay", common.weight_decay);
+  if (common.max_lr) {
+    check_rate("maximum learning rate", "max_lr", *common.max_lr);
+  } else if (common.decouple_lr) {
+    throw std::invalid_argument("Invalid maximum learning rate: decouple_lr=True without max_lr");
   }
 }
 
@@ -26,27 +35,6 @@ kernels::WeightDecay Algorithm::weight_decay(const GroupState& g, bool decoupled
     decay.l2 = static_cast<float>(g.weight_decay);
   }
   return decay;
-}
-
-void check_betas(std::span<const double> betas) {
-  for (size_t i = 0; i < betas.size(); ++i) {
-    if (!(0.0 <= betas[i] && betas[i] < 1.0)) {
-      throw std::invalid_argument("Invalid beta" + std::to_string(i + 1) + " parameter: betas[" +
-                                  std::to_string(i) + "]=" + python_float(betas[i]));
-    }
-  }
-}
-
-void check_rate(const char* what, const char* key, double value, const std::string& where) {
-  if (0.0 <= value && std::isfinite(value)) return;
-  throw std::invalid_argument(std::string("Invalid ") + what + ": " + key + "=" +
-                              python_float(value) + where);
-}
-
-void check_eps(double eps) {
-  if (!(0.0 <= eps && std::isfinite(eps))) {
-    throw std::invalid_argument("Invalid epsilon: eps=" + python_float(eps));
-  }
 }
 
 double debias_beta(double beta, int64_t t) {

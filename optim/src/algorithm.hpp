@@ -11,6 +11,7 @@
 
 #include "kernels/optimizer_launch.hpp"
 #include "kernels/optimizers.hpp"
+#include "optim/src/validation.hpp"
 #include "optimi/tensor.hpp"
 
 // What each optimizer contributes to the Optimizer base: its options, state buffers and its update,
@@ -85,6 +86,9 @@ class Algorithm {
   virtual void update(const StepBatch& b) const = 0;
   // The optimizer's own options, for checkpoints; the common ones are added by the base.
   virtual std::vector<Hyperparameter> hyperparameters() = 0;
+  // optimi's checks of the options (spec 1.1): the optimizer's own, then the common ones. Run at
+  // construction and again after a checkpoint load has replaced them.
+  void validate() const;
 
   CommonOptions common;
 
@@ -94,15 +98,8 @@ class Algorithm {
   // Weight decay of SGD, Adam(W), RAdam, Ranger and Lion: a factor 1 - rate when decoupled
   // (skipped when exactly 0, as optimi does) or else an L2 coefficient.
   kernels::WeightDecay weight_decay(const GroupState& g, bool decoupled) const;
+  virtual void check_options() const {}
 };
-
-// optimi's validation of betas and eps, most specific checks first (spec 1.1).
-void check_betas(std::span<const double> betas);
-void check_eps(double eps);
-// optimi's `not 0.0 <= x` test for lrs and weight decays, which also rejects NaN; infinities are
-// rejected as well, as they would turn every parameter into NaN at the first step. `where` is
-// appended to the message.
-void check_rate(const char* what, const char* key, double value, const std::string& where = "");
 
 // debias_beta(β, t) = (β^t - β) / (β^t - 1): optimi folds bias correction into the betas, so its
 // state holds debiased averages (spec 0.1).

@@ -164,6 +164,16 @@ void Optimizer::load(const std::filesystem::path& path) {
     }
     // The buffers an optimizer keeps can depend on its options (SGD's momentum).
     for (const auto& h : hyper) assign(h, saved_hyper.at(h.name));
+    // A file's values get the checks the constructor's got: a bad one would fail mid-training.
+    try {
+      s.algorithm->validate();
+      for (size_t g = 0; g < groups.size(); ++g) {
+        detail::check_group(groups[g].lr, groups[g].weight_decay,
+                            " in param group " + std::to_string(g));
+      }
+    } catch (const std::invalid_argument& e) {
+      throw corrupt(e.what());
+    }
     const std::vector<std::string> names = s.algorithm->buffers();
     auto take = [&](size_t i, const std::string& buffer) {
       auto it = file.tensors.find(state_key(i, buffer));

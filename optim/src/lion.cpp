@@ -7,9 +7,9 @@ namespace {
 
 class LionAlgorithm final : public detail::Algorithm {
  public:
-  explicit LionAlgorithm(const LionOptions& o) : Algorithm(detail::common_options(o)), o_(o) {
-    detail::check_betas(o.betas);
-  }
+  explicit LionAlgorithm(const LionOptions& o) : Algorithm(detail::common_options(o)), o_(o) {}
+
+  void check_options() const override { detail::check_betas(o_.betas); }
 
   std::string_view name() const override { return "Lion"; }
   bool counts_steps() const override { return false; }

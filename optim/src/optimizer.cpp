@@ -18,13 +18,6 @@ bool low_precision(DType d) {
 }
 
 // optimi's base checks (spec 1.1), after each optimizer's own; resolves max_lr.
-void validate(detail::CommonOptions& c) {
-  detail::check_rate("learning rate", "lr", c.lr, std::isnan(c.lr) ? " (lr is required)" : "");
-  detail::check_rate("weight decay", "weight_decay", c.weight_decay);
-  if (c.decouple_lr && !c.max_lr) c.max_lr = c.lr;
-  if (c.max_lr) detail::check_rate("maximum learning rate", "max_lr", *c.max_lr);
-}
-
 // Fully decoupled weight decay is not scaled by the lr: one warning for the largest value of
 // concern across groups (spec 1.2).
 void warn_high_weight_decay(const detail::CommonOptions& c,
@@ -47,15 +40,14 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, std::unique_ptr<detail::Alg
   Impl& s = *impl_;
   s.algorithm = std::move(algorithm);
   detail::CommonOptions& c = s.algorithm->common;
-  validate(c);
+  if (c.decouple_lr && !c.max_lr) c.max_lr = c.lr;
+  s.algorithm->validate();
   if (groups.empty()) throw std::invalid_argument("optimizer got an empty parameter list");
   for (ParamGroup& pg : groups) {
     detail::GroupState g;
     g.lr = pg.lr.value_or(c.lr);
     g.weight_decay = pg.weight_decay.value_or(c.weight_decay);
-    const std::string where = " in param group " + std::to_string(s.groups.size());
-    detail::check_rate("learning rate", "lr", g.lr, where);
-    detail::check_rate("weight decay", "weight_decay", g.weight_decay, where);
+    detail::check_group(g.lr, g.weight_decay, " in param group " + std::to_string(s.groups.size()));
     g.kahan_sum = c.kahan_sum;
     for (Tensor& p : pg.params) {
       if (!p.defined()) throw std::invalid_argument("optimizer got an undefined tensor");
@@ -95,6 +87,14 @@ detail::GroupState& Optimizer::Impl::group(size_t g, const char* op) {
   return groups[g];
 }
 
+size_t Optimizer::Impl::index_of(const Tensor& param, const std::string& op) const {
+  auto it = param.defined() ? index.find(param.impl()) : index.end();
+  if (it == index.end()) {
+    throw std::invalid_argument(op + ": the tensor is not one of this optimizer's parameters");
+  }
+  return it->second;
+}
+
 detail::ParamStep Optimizer::Impl::prepare(size_t i, Tensor grad) {
   detail::ParamStep step{params[i], std::move(grad), &states[i]};
   detail::ParamState& st = states[i];
@@ -131,13 +131,9 @@ void Optimizer::step(const Tensor& param) {
   if (!s.algorithm->common.gradient_release) {
     throw std::invalid_argument(op + ": the optimizer was not built with gradient_release = true");
   }
-  auto it = s.index.find(param.impl());
-  if (!param.defined() || it == s.index.end()) {
-    throw std::invalid_argument(op + ": the tensor is not one of this optimizer's parameters");
-  }
+  const size_t i = s.index_of(param, op);
   Tensor grad = param.grad();
   if (!grad.defined()) throw std::invalid_argument(op + ": the parameter has no gradient");
-  size_t i = it->second;
   detail::ParamStep p = s.prepare(i, std::move(grad));
   int64_t t = s.algorithm->counts_steps() ? ++s.states[i].step : 0;
   s.algorithm->update({s.groups[s.group_of[i]], {p}, t, !s.accumulation});
@@ -162,11 +158,7 @@ void Optimizer::zero_grad(bool set_to_none) {
 }
 
 void Optimizer::zero_grad(const Tensor& param, bool set_to_none) {
-  if (!param.defined() || !impl_->index.contains(param.impl())) {
-    throw std::invalid_argument(std::string(name()) +
-                                ".zero_grad(param): the tensor is not one of this optimizer's "
-                                "parameters");
-  }
+  impl_->index_of(param, std::string(name()) + ".zero_grad(param)");
   reset_grad(param, set_to_none);
 }
 

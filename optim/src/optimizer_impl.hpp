@@ -21,6 +21,8 @@ struct Optimizer::Impl {
   bool accumulation = false;
 
   detail::GroupState& group(size_t g, const char* op);
+  // The position of one of this optimizer's parameters in `params`.
+  size_t index_of(const Tensor& param, const std::string& op) const;
   // Parameter i's step, creating its state on its first (spec 1.5: Kahan summation is decided
   // here).
   detail::ParamStep prepare(size_t i, Tensor grad);

@@ -7,9 +7,11 @@ namespace {
 
 class RAdamAlgorithm final : public detail::Algorithm {
  public:
-  explicit RAdamAlgorithm(const RAdamOptions& o) : Algorithm(detail::common_options(o)), o_(o) {
-    detail::check_betas(o.betas);
-    detail::check_eps(o.eps);
+  explicit RAdamAlgorithm(const RAdamOptions& o) : Algorithm(detail::common_options(o)), o_(o) {}
+
+  void check_options() const override {
+    detail::check_betas(o_.betas);
+    detail::check_eps(o_.eps);
   }
 
   std::string_view name() const override { return "RAdam"; }

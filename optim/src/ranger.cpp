@@ -11,15 +11,14 @@ namespace {
 
 class RangerAlgorithm final : public detail::Algorithm {
  public:
-  explicit RangerAlgorithm(const RangerOptions& o) : Algorithm(detail::common_options(o)), o_(o) {
-    detail::check_betas(o.betas);
-    detail::check_eps(o.eps);
+  explicit RangerAlgorithm(const RangerOptions& o) : Algorithm(detail::common_options(o)), o_(o) {}
+  void check_options() const override {
+    detail::check_betas(o_.betas);
+    detail::check_eps(o_.eps);
     // optimi leaves k unchecked and fails at the first step with a division by zero.
-    if (o.k <= 0) throw std::invalid_argument("Invalid lookahead steps: k=" + std::to_string(o.k));
-    if (!(0.0 <= o.alpha && o.alpha <= 1.0)) {
-      throw std::invalid_argument("Invalid lookahead alpha: alpha=" +
-                                  detail::python_float(o.alpha));
-    }
+    if (o_.k <= 0)
+      throw std::invalid_argument("Invalid lookahead steps: k=" + std::to_string(o_.k));
+    detail::check_fraction("lookahead alpha", "alpha", o_.alpha);
   }
 
   std::string_view name() const override { return "Ranger"; }

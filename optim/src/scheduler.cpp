@@ -6,8 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "optim/src/algorithm.hpp"
-#include "optim/src/python_format.hpp"
+#include "optim/src/validation.hpp"
 
 namespace optimi::optim {
 namespace {
@@ -19,11 +18,8 @@ void check_steps(const char* op, const char* what, int64_t steps, int64_t minimu
   }
 }
 
-void check_start_factor(const char* op, double factor) {
-  if (!(0.0 <= factor && factor <= 1.0)) {
-    throw std::invalid_argument(std::string(op) + ": start_factor must be in [0, 1], got " +
-                                detail::python_float(factor));
-  }
+void check_start_factor(const char* op, const char* key, double factor) {
+  detail::check_fraction("warmup start factor", key, factor, std::string(" in ") + op);
 }
 
 // eta_min is an lr: the optimizers' own check applies.
@@ -70,7 +66,7 @@ void LRScheduler::apply() {
 LinearWarmup::LinearWarmup(Optimizer& optimizer, int64_t warmup_steps, double start_factor)
     : LRScheduler(optimizer), warmup_steps_(warmup_steps), start_factor_(start_factor) {
   check_steps("LinearWarmup", "warmup_steps", warmup_steps, 0);
-  check_start_factor("LinearWarmup", start_factor);
+  check_start_factor("LinearWarmup", "start_factor", start_factor);
   apply();
 }
 
@@ -99,7 +95,7 @@ WarmupCosine::WarmupCosine(Optimizer& optimizer, int64_t warmup_steps, int64_t t
   check_steps("WarmupCosine", "warmup_steps", warmup_steps, 0);
   check_steps("WarmupCosine", "total_steps", total_steps, warmup_steps + 1);
   check_eta_min("WarmupCosine", eta_min);
-  check_start_factor("WarmupCosine", warmup_start_factor);
+  check_start_factor("WarmupCosine", "warmup_start_factor", warmup_start_factor);
   apply();
 }
 

@@ -8,9 +8,11 @@ namespace {
 
 class SgdAlgorithm final : public detail::Algorithm {
  public:
-  explicit SgdAlgorithm(const SGDOptions& o) : Algorithm(detail::common_options(o)), o_(o) {
-    if (!(0.0 <= o.momentum && o.momentum < 1.0)) {
-      throw std::invalid_argument("Invalid momentum: momentum=" + detail::python_float(o.momentum));
+  explicit SgdAlgorithm(const SGDOptions& o) : Algorithm(detail::common_options(o)), o_(o) {}
+  void check_options() const override {
+    if (!(0.0 <= o_.momentum && o_.momentum < 1.0)) {
+      throw std::invalid_argument("Invalid momentum: momentum=" +
+                                  detail::python_float(o_.momentum));
     }
   }
 
