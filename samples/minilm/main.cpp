@@ -27,7 +27,6 @@
 namespace {
 
 using namespace minilm;
-using optimi::DType;
 
 constexpr int kInterruptedExit = 130;  // what shells report for Ctrl-C
 

@@ -24,14 +24,18 @@ extern "C" void on_interrupt(int) {
 
 }  // namespace
 
+std::unique_ptr<optimi::optim::Optimizer> make_training_optimizer(const Config& config,
+                                                                  MiniLM& model) {
+  return make_optimizer(
+      {config.optimizer, config.lr, config.weight_decay, config.decouple_lr, config.kahan,
+       config.gradient_release},
+      optimi::utils::param_groups_weight_decay(model, config.weight_decay, {"tok_embeddings"}));
+}
+
 Trainer::Trainer(const Config& config, MiniLM& model, const Dataset& data, optimi::Device device,
                  const Checkpoint* resume)
     : config_(config), model_(model), data_(data), device_(device) {
-  namespace utils = optimi::utils;
-  optimizer_ = make_optimizer(
-      {config.optimizer, config.lr, config.weight_decay, config.decouple_lr, config.kahan,
-       config.gradient_release},
-      utils::param_groups_weight_decay(model, config.weight_decay, {"tok_embeddings"}));
+  optimizer_ = make_training_optimizer(config, model);
   // Built from the constructor's lrs, before the optimizer's saved state is loaded.
   scheduler_ = std::make_unique<optimi::optim::WarmupCosine>(
       *optimizer_, config.warmup, std::max(config.steps, config.warmup + 1), config.lr / 10,
@@ -48,7 +52,8 @@ Trainer::Trainer(const Config& config, MiniLM& model, const Dataset& data, optim
     }));
   }
   if (config.gradient_release)
-    utils::prepare_for_gradient_release(model, *optimizer_, /*ignore_existing_hooks=*/true);
+    optimi::utils::prepare_for_gradient_release(model, *optimizer_,
+                                                /*ignore_existing_hooks=*/true);
 
   if (resume && resume->run) {
     try {

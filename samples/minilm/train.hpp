@@ -20,6 +20,10 @@
 // gradient release and optimizer accumulation when asked for.
 namespace minilm {
 
+// The optimizer a run with `config` trains `model` with (a resumed run's file must fit it).
+std::unique_ptr<optimi::optim::Optimizer> make_training_optimizer(const Config& config,
+                                                                  MiniLM& model);
+
 class Trainer {
  public:
   enum class Outcome { kFinished, kStopped, kInterrupted };

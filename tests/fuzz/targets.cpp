@@ -19,7 +19,6 @@
 #include "cli.hpp"
 #include "data.hpp"
 #include "model.hpp"
-#include "optimizers.hpp"
 #include "setup.hpp"
 #include "train.hpp"
 
@@ -206,13 +205,6 @@ void seeds_optimizer_load(const fs::path& dir) {
 
 // ---- the MiniLM sample's checkpoint ----
 
-std::unique_ptr<optim::Optimizer> make_minilm_optimizer(const minilm::Config& c,
-                                                        minilm::MiniLM& model) {
-  return minilm::make_optimizer(
-      {c.optimizer, c.lr, c.weight_decay, c.decouple_lr, c.kahan, c.gradient_release},
-      optimi::utils::param_groups_weight_decay(model, c.weight_decay, {"tok_embeddings"}));
-}
-
 // Writes a checkpoint of a tiny model after two steps to `dir`: the model file, which it
 // returns, and beside it the optimizer file that the model file names.
 fs::path write_minilm_checkpoint(const fs::path& dir) {
@@ -223,7 +215,7 @@ fs::path write_minilm_checkpoint(const fs::path& dir) {
   c.seq = 8;
   optimi::manual_seed(0);
   minilm::MiniLM model(minilm::architecture(c));
-  auto optimizer = make_minilm_optimizer(c, model);
+  auto optimizer = minilm::make_training_optimizer(c, model);
   for (int i = 0; i < 2; ++i) {
     set_fixed_grads(model.parameters());
     optimizer->step();
