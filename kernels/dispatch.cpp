@@ -69,7 +69,11 @@ void reduce_sum_all(const Tensor& x, Tensor& out) {
 }
 
 void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias) {
-  OPTIMI_ROUTE(common_device("matmul", {&c, &a, &b, &bias}), gemm(a, b, c, bias));
+  const Device device = common_device("matmul", {&c, &a, &b, &bias});
+  if (a.shape().back() == 0) {  // an empty product: c is the bias, or zero, on every backend
+    return bias.defined() ? copy(bias.expand(c.shape()), c) : fill(c, 0.0);
+  }
+  OPTIMI_ROUTE(device, gemm(a, b, c, bias));
 }
 
 void index_select(const Tensor& src, int64_t dim, const Tensor& index, Tensor& out) {

@@ -5,7 +5,8 @@
 // Device-neutral GEMM: the CPU kernels or cuBLAS, by the tensors' device.
 namespace optimi::kernels {
 
-// c[i] = a[i] @ b[i] (+ bias) for every index i of the leading batch dims. a [..., M, K] and
+// c[i] = a[i] @ b[i] (+ bias) for every index i of the leading batch dims (an empty inner dim
+// gives the bias, or zeros). a [..., M, K] and
 // b [..., K, N] are read in place (transposed matrices, stride-0 broadcast batch dims; a matrix
 // with no unit stride is copied first); c [..., M, N] is contiguous; bias, when defined, is a
 // contiguous [N] added to every row (a linear layer's). All share one floating-point dtype, one

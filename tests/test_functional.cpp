@@ -326,6 +326,12 @@ TEST_CASE("attention values", "[functional]") {
   Tensor v = f64({1, 2, 3, 4, 5, 6}, {1, 3, 2});
   require_values(F::scaled_dot_product_attention(q, q, v), {1, 2, 2, 3, 3, 4});
   require_values(F::scaled_dot_product_attention(q, q, v, false), {3, 4, 3, 4, 3, 4});
+  // An empty head dim scores every key 0 too (with a scale given: 1/sqrt(0) is not finite).
+  for (DType dtype : {DType::Float64, DType::Float32}) {
+    Tensor empty = Tensor::zeros({1, 3, 0}, dtype);
+    require_values(F::scaled_dot_product_attention(empty, empty, v.to(dtype), true, 1.0),
+                   {1, 2, 2, 3, 3, 4});
+  }
   for (bool causal : {true, false}) {
     INFO("causal " << causal);
     Tensor qr = leaf({2, 3, 5, 4}, 23).detach();

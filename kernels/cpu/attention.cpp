@@ -33,20 +33,8 @@ Batched<T> batched(const Tensor& t) {
   const Shape& shape = t.shape();
   const Shape& strides = t.strides();
   const int64_t nd = t.dim();
-  Batched<T> m{t.data<std::remove_const_t<T>>(), {}, shape[nd - 2], shape[nd - 1], strides[nd - 2]};
-  int64_t count = 1;
-  for (int64_t d = 0; d < nd - 2; ++d) count *= shape[d];
-  m.offsets.resize(count);
-  for (int64_t i = 0; i < count; ++i) {
-    int64_t rest = i;
-    int64_t off = 0;
-    for (int64_t d = nd - 3; d >= 0; --d) {
-      off += (rest % shape[d]) * strides[d];
-      rest /= shape[d];
-    }
-    m.offsets[i] = off;
-  }
-  return m;
+  return {t.data<std::remove_const_t<T>>(), matrix_offsets(t), shape[nd - 2], shape[nd - 1],
+          strides[nd - 2]};
 }
 
 // Rows [first, ...) of a matrix, and its transpose.
@@ -256,11 +244,14 @@ void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Te
       // block's keys reach at least as far as its own rows).
       for_each_key_block(sq, sk, causal, [&](const KeyBlock& blk) {
         const int64_t queries = sq - blk.first_query;
-        const int64_t at = blk.first_query * sk + blk.begin;
-        gemm_one(transposed(MatrixRef<C>{P + at, sk, 1}), from_row(dO, blk.first_query),
-                 dV.row(blk.begin), dV.ld, blk.keys, dv, queries);
-        gemm_one(transposed(MatrixRef<C>{dS + at, sk, 1}), from_row(Q, blk.first_query),
-                 dK.row(blk.begin), dK.ld, blk.keys, d, queries);
+        // Keys no query sees (causal, sk > sq) get zero gradients from an empty product, whose
+        // operands then start at row 0 rather than past the end.
+        const int64_t first = queries > 0 ? blk.first_query : 0;
+        const int64_t at = first * sk + blk.begin;
+        gemm_one(transposed(MatrixRef<C>{P + at, sk, 1}), from_row(dO, first), dV.row(blk.begin),
+                 dV.ld, blk.keys, dv, queries);
+        gemm_one(transposed(MatrixRef<C>{dS + at, sk, 1}), from_row(Q, first), dK.row(blk.begin),
+                 dK.ld, blk.keys, d, queries);
       });
       flush(gqm, b, gqs);
       flush(gkm, b, gks);

@@ -9,14 +9,12 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <Eigen/Core>
 #include <algorithm>
-#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "kernels/cpu/elementwise.hpp"
 #include "kernels/cpu/gemm_avx512.hpp"
 #include "kernels/cpu/loops.hpp"
 
@@ -62,21 +60,6 @@ Layout layout_of(const Tensor& t) {
   const Shape& st = t.strides();
   return *matrix_layout(s[size_t(nd - 2)], s[size_t(nd - 1)], st[size_t(nd - 2)],
                         st[size_t(nd - 1)]);
-}
-
-// Element offset of every matrix of `t` (batch dims may have stride 0).
-std::vector<int64_t> batch_offsets(const Tensor& t, int64_t batch) {
-  std::vector<int64_t> offsets(size_t(batch), 0);
-  int64_t nb = t.dim() - 2;
-  for (int64_t i = 0; i < batch; ++i) {
-    int64_t rem = i;
-    for (int64_t d = nb - 1; d >= 0; --d) {
-      int64_t size = t.shape()[size_t(d)];
-      offsets[size_t(i)] += (rem % size) * t.strides()[size_t(d)];
-      rem /= size;
-    }
-  }
-  return offsets;
 }
 
 template <class T, int Order>
@@ -238,15 +221,10 @@ void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c, const Tensor& bias)
   p.k = a.shape()[size_t(nd - 1)];
   p.batch = p.m * p.n == 0 ? 0 : c.numel() / (p.m * p.n);
   if (p.batch == 0) return;
-  if (p.k == 0) {
-    if (bias.defined()) return copy(bias.expand(c.shape()), c);
-    std::memset(c.data_ptr(), 0, size_t(c.nbytes()));  // all-zero bits are 0 in every float type
-    return;
-  }
   p.a = layout_of(a);
   p.b = layout_of(b);
-  p.a_offsets = batch_offsets(a, p.batch);
-  p.b_offsets = batch_offsets(b, p.batch);
+  p.a_offsets = matrix_offsets(a);
+  p.b_offsets = matrix_offsets(b);
   auto bias_of = [&](auto tag) { return bias.defined() ? bias.data<decltype(tag)>() : nullptr; };
   switch (c.dtype()) {
     case DType::Float32:
@@ -275,9 +253,7 @@ void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c, const Tensor& bias)
 void gemm_one(MatrixRef<float> a, MatrixRef<float> b, float* c, int64_t ldc, int64_t m, int64_t n,
               int64_t k) {
   if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
-  } else if (avx512_gemm_available(DType::Float32)) {
+  if (avx512_gemm_available(DType::Float32)) {
     gemm_avx512(a, b, c, ldc, m, n, k, /*bias=*/nullptr, /*threaded=*/false);
   } else {
     gemm_one_eigen(a, b, c, ldc, m, n, k);
@@ -286,6 +262,7 @@ void gemm_one(MatrixRef<float> a, MatrixRef<float> b, float* c, int64_t ldc, int
 
 void gemm_one(MatrixRef<double> a, MatrixRef<double> b, double* c, int64_t ldc, int64_t m,
               int64_t n, int64_t k) {
+  if (m == 0 || n == 0) return;
   gemm_one_eigen(a, b, c, ldc, m, n, k);
 }
 

@@ -22,11 +22,9 @@ constexpr int64_t kNr = 32;        // tile columns: two 16-lane vectors
 constexpr int64_t kMc = kMr * 12;  // rows per task, packed once and kept in L2
 constexpr int64_t kPanelsPerTask = 4;  // 128 columns per task: enough tasks to balance threads
 
-template <class T>
-struct Operand {
-  const T* data;
-  int64_t rs, cs;  // element strides of rows and columns
-};
+// Elements of a matrix per 32-bit unit of the kernels (see below).
+template <class K>
+constexpr int64_t kElemsPerUnit = 4 / int64_t(sizeof(typename K::Elem));
 
 __mmask16 lanes(int64_t count) {
   return count >= 16 ? __mmask16(0xffff) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1);
@@ -35,8 +33,9 @@ __mmask16 lanes(int64_t count) {
 }  // namespace
 
 // Only the functions below use AVX-512, so the rest of the library keeps its own target and
-// these are chosen at run time. They instantiate no standard-library templates: a copy compiled
-// for this target could be the one the linker keeps for everyone.
+// these are chosen at run time. They emit no inline or template function that other files also
+// emit (the standard-library helpers they call are inlined): a copy compiled for this target
+// could be the one the linker keeps for everyone.
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))), \
                              apply_to = function)
@@ -53,8 +52,7 @@ namespace {
 // A 32-bit unit that may sit in the caller's float or bfloat16 matrix (A read in place).
 using Units = uint32_t __attribute__((may_alias, aligned(2)));
 
-// The unit of A at step p of row i: packed A holds a group's units as [step][row]; A read in
-// place (its depth contiguous) has its rows a_row units apart.
+// The unit of A at step p of row i, packed or read in place (rows a_row units apart).
 template <int M, bool kPacked>
 inline uint32_t a_unit(const uint32_t* a, int64_t a_row, int64_t p, int i) {
   const Units* u = reinterpret_cast<const Units*>(a);
@@ -216,24 +214,25 @@ void pack_unit_lines(const uint32_t* x, int64_t stride, int64_t lines, int64_t w
 // Rows [0, mc) of A; group g (rows from 14g) at out + 14g * steps. The loops run along whichever
 // of rows or depth is contiguous in memory; `unit_rows`: A's units lie in order along its rows.
 template <class K>
-void pack_a(Operand<typename K::Elem> a, bool unit_rows, int64_t mc, int64_t k, int64_t steps,
+void pack_a(MatrixRef<typename K::Elem> a, bool unit_rows, int64_t mc, int64_t k, int64_t steps,
             uint32_t* out) {
-  constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
   for (int64_t g = 0; g < mc; g += kMr) {
     const int64_t mr = std::min(kMr, mc - g);
     uint32_t* o = out + g * steps;
-    const typename K::Elem* rows = a.data + g * a.rs;
-    if (a.rs == 1) {
+    const typename K::Elem* rows = a.data + g * a.row_stride;
+    if (a.row_stride == 1) {
       const __mmask16 group = lanes(mr);
       for (int64_t p = 0; p < steps; ++p) {
-        _mm512_mask_storeu_epi32(o + p * mr, group, K::adjacent_units(rows, a.cs, p, k, group));
+        _mm512_mask_storeu_epi32(o + p * mr, group,
+                                 K::adjacent_units(rows, a.col_stride, p, k, group));
       }
     } else if (unit_rows) {
-      pack_unit_lines(reinterpret_cast<const uint32_t*>(rows), a.rs / kUnitElems, mr, mr, steps, o,
-                      mr);
+      pack_unit_lines(reinterpret_cast<const uint32_t*>(rows), a.row_stride / kElemsPerUnit<K>, mr,
+                      mr, steps, o, mr);
     } else {
       for (int64_t i = 0; i < mr; ++i) {
-        for (int64_t p = 0; p < steps; ++p) o[p * mr + i] = K::unit(rows + i * a.rs, a.cs, p, k);
+        for (int64_t p = 0; p < steps; ++p)
+          o[p * mr + i] = K::unit(rows + i * a.row_stride, a.col_stride, p, k);
       }
     }
   }
@@ -242,30 +241,30 @@ void pack_a(Operand<typename K::Elem> a, bool unit_rows, int64_t mc, int64_t k, 
 // Columns [0, nj) of B, zero-padded to kNr columns. The loops run along whichever of columns or
 // depth is contiguous in memory; `unit_columns`: B's units lie in order down its columns.
 template <class K>
-void pack_b(Operand<typename K::Elem> b, bool unit_columns, int64_t nj, int64_t k, int64_t steps,
+void pack_b(MatrixRef<typename K::Elem> b, bool unit_columns, int64_t nj, int64_t k, int64_t steps,
             uint32_t* out) {
-  if (b.cs == 1) {
+  if (b.col_stride == 1) {
     const __mmask16 left = lanes(nj), right = lanes(nj - 16);
     for (int64_t p = 0; p < steps; ++p) {
-      _mm512_storeu_si512(out + p * kNr, K::adjacent_units(b.data, b.rs, p, k, left));
-      _mm512_storeu_si512(
-          out + p * kNr + 16,
-          nj > 16 ? K::adjacent_units(b.data + 16, b.rs, p, k, right) : _mm512_setzero_si512());
+      _mm512_storeu_si512(out + p * kNr, K::adjacent_units(b.data, b.row_stride, p, k, left));
+      _mm512_storeu_si512(out + p * kNr + 16,
+                          nj > 16 ? K::adjacent_units(b.data + 16, b.row_stride, p, k, right)
+                                  : _mm512_setzero_si512());
     }
     return;
   }
   if (unit_columns) {
-    constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
     for (int64_t half = 0; half < kNr; half += 16) {  // a right half past nj is all padding
       const int64_t lines = std::clamp<int64_t>(nj - half, 0, 16);
       const auto* columns =
-          reinterpret_cast<const uint32_t*>(lines ? b.data + half * b.cs : b.data);
-      pack_unit_lines(columns, b.cs / kUnitElems, lines, 16, steps, out + half, kNr);
+          reinterpret_cast<const uint32_t*>(lines ? b.data + half * b.col_stride : b.data);
+      pack_unit_lines(columns, b.col_stride / kElemsPerUnit<K>, lines, 16, steps, out + half, kNr);
     }
     return;
   }
   for (int64_t j = 0; j < nj; ++j) {
-    for (int64_t p = 0; p < steps; ++p) out[p * kNr + j] = K::unit(b.data + j * b.cs, b.rs, p, k);
+    for (int64_t p = 0; p < steps; ++p)
+      out[p * kNr + j] = K::unit(b.data + j * b.col_stride, b.row_stride, p, k);
   }
   for (int64_t p = 0; p < steps; ++p) {
     for (int64_t j = nj; j < kNr; ++j) out[p * kNr + j] = 0;
@@ -322,12 +321,14 @@ uint32_t* scratch(std::vector<uint32_t>& buffer, int64_t size) {
 }
 
 template <class K>
-void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::Elem* c, int64_t ldc,
-         int64_t m, int64_t n, int64_t k, const typename K::Elem* bias, bool threaded) {
+void run(MatrixRef<typename K::Elem> a, MatrixRef<typename K::Elem> b, typename K::Elem* c,
+         int64_t ldc, int64_t m, int64_t n, int64_t k, const typename K::Elem* bias,
+         bool threaded) {
   if (n == 1 && m > 1 && ldc == 1 && !bias) {
     // A matrix-vector product would fill one lane of 32 per tile; c^T = b^T a^T fills them all
     // and a dense [m, 1] result is laid out like a [1, m] one.
-    return run<K>({b.data, b.cs, b.rs}, {a.data, a.cs, a.rs}, c, m, 1, m, k, nullptr, threaded);
+    return run<K>({b.data, b.col_stride, b.row_stride}, {a.data, a.col_stride, a.row_stride}, c, m,
+                  1, m, k, nullptr, threaded);
   }
   const int64_t steps = (k + K::kDepthStep - 1) / K::kDepthStep;
   const int64_t panels = (n + kNr - 1) / kNr;
@@ -336,23 +337,24 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
   // A whose depth is contiguous already holds its units in order (bfloat16 pairs too, when k and
   // the row stride are even): the tiles read it in place, with no packing. Unless its rows lie a
   // multiple of 4 KiB apart: the 14 rows a tile reads would then share one set of the L1 cache.
-  constexpr int64_t kUnitElems = 4 / int64_t(sizeof(typename K::Elem));
-  const bool unit_rows = a.cs == 1 && k % K::kDepthStep == 0 && a.rs % kUnitElems == 0;
-  const bool unit_columns = b.rs == 1 && k % K::kDepthStep == 0 && b.cs % kUnitElems == 0;
-  const bool aliasing_rows = a.rs * int64_t(sizeof(typename K::Elem)) % 4096 == 0;
+  const bool unit_rows =
+      a.col_stride == 1 && k % K::kDepthStep == 0 && a.row_stride % kElemsPerUnit<K> == 0;
+  const bool unit_columns =
+      b.row_stride == 1 && k % K::kDepthStep == 0 && b.col_stride % kElemsPerUnit<K> == 0;
+  const bool aliasing_rows = a.row_stride * int64_t(sizeof(typename K::Elem)) % 4096 == 0;
   const bool in_place = unit_rows && !aliasing_rows;
-  const int64_t a_row = a.rs / kUnitElems;
+  const int64_t a_row = a.row_stride / kElemsPerUnit<K>;
   // Float32 B with unit column stride is read in place when its rows feed a single block of A
   // rows: packing would then read and write all of B for one pass over it. (Bfloat16 B would
   // need its pairs of rows interleaved; a B reused by many blocks is worth a compact copy.)
-  const bool b_in_place = K::kDepthStep == 1 && b.cs == 1 && m <= kMc;
+  const bool b_in_place = K::kDepthStep == 1 && b.col_stride == 1 && m <= kMc;
   thread_local std::vector<uint32_t> b_buffer;
   uint32_t* b_packed = b_in_place ? nullptr : scratch(b_buffer, panels * steps * kNr);
-  const PanelsOfB b_panels = b_in_place
-                                 ? PanelsOfB{reinterpret_cast<const uint32_t*>(b.data), kNr, b.rs}
-                                 : PanelsOfB{b_packed, steps * kNr, kNr};
+  const PanelsOfB b_panels =
+      b_in_place ? PanelsOfB{reinterpret_cast<const uint32_t*>(b.data), kNr, b.row_stride}
+                 : PanelsOfB{b_packed, steps * kNr, kNr};
   auto pack_panel = [&](int64_t panel) {
-    pack_b<K>({b.data + panel * kNr * b.cs, b.rs, b.cs}, unit_columns,
+    pack_b<K>({b.data + panel * kNr * b.col_stride, b.row_stride, b.col_stride}, unit_columns,
               std::min(kNr, n - panel * kNr), k, steps, b_packed + panel * steps * kNr);
   };
   // A task runs one block of A rows against kPanelsPerTask panels. Consecutive tasks of a thread
@@ -370,12 +372,13 @@ void run(Operand<typename K::Elem> a, Operand<typename K::Elem> b, typename K::E
     const int64_t i0 = block * kMc;
     const int64_t mc = std::min(kMc, m - i0);
     if (!in_place && block != packed.block) {
-      pack_a<K>({a.data + i0 * a.rs, a.rs, a.cs}, unit_rows, mc, k, steps, packed.data);
+      pack_a<K>({a.data + i0 * a.row_stride, a.row_stride, a.col_stride}, unit_rows, mc, k, steps,
+                packed.data);
       packed.block = block;
     }
     const int64_t panel0 = (task % blocks_n) * kPanelsPerTask;
     const auto* a_block =
-        in_place ? reinterpret_cast<const uint32_t*>(a.data + i0 * a.rs) : packed.data;
+        in_place ? reinterpret_cast<const uint32_t*>(a.data + i0 * a.row_stride) : packed.data;
     run_block<K>(a_block, in_place ? a_row : 0, mc, steps, b_panels, panel0,
                  std::min(panels, panel0 + kPanelsPerTask), n, bias, c + i0 * ldc, ldc);
   };
@@ -412,8 +415,7 @@ bool avx512_gemm_available(DType dtype) {
 
 void gemm_avx512(MatrixRef<float> a, MatrixRef<float> b, float* c, int64_t ldc, int64_t m,
                  int64_t n, int64_t k, const float* bias, bool threaded) {
-  run<Fp32Fma>({a.data, a.row_stride, a.col_stride}, {b.data, b.row_stride, b.col_stride}, c, ldc,
-               m, n, k, bias, threaded);
+  run<Fp32Fma>(a, b, c, ldc, m, n, k, bias, threaded);
 }
 
 void gemm_avx512(MatrixRef<bfloat16> a, MatrixRef<bfloat16> b, bfloat16* c, int64_t ldc, int64_t m,

@@ -13,7 +13,8 @@ namespace optimi::kernels::cpu {
 bool avx512_gemm_available(DType dtype);
 
 // c [m, n] (rows ldc apart, columns adjacent) = a [m, k] @ b [k, n], plus bias [n] in every row
-// when not null; any operand strides, though one unit stride per operand is the fast case; k > 0.
+// when not null (just the bias, or zeros, when k = 0); any operand strides, though one unit stride
+// per operand is the fast case.
 // Spreads output tiles over threads when `threaded`.
 void gemm_avx512(MatrixRef<float> a, MatrixRef<float> b, float* c, int64_t ldc, int64_t m,
                  int64_t n, int64_t k, const float* bias, bool threaded);

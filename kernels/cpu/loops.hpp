@@ -1,8 +1,7 @@
 #pragma once
 
 #include <array>
-#include <stdexcept>
-#include <string>
+#include <vector>
 
 #include "kernels/dtype_dispatch.hpp"
 #include "optimi/tensor.hpp"
@@ -16,7 +15,8 @@ constexpr int64_t kParallelGrain = 1
                                    << 15;  // elements below which threads cost more than they save
 
 // Runs `region` as an OpenMP parallel region when `parallel`, else on this thread alone; `omp for`
-// loops inside it share out or run whole accordingly. Not the same as `omp parallel if`: a region
+// loops inside it share out or run whole accordingly (serially, they bind to the caller's team:
+// call this from outside any worksharing loop; kernels called inside one use plain loops). Not the same as `omp parallel if`: a region
 // that code inside a serialised region opens (a threaded GEMM, Eigen's) is a nested one, and
 // libgomp starts fresh threads for every nested team, about 50 us each time.
 template <class Region>
@@ -27,6 +27,23 @@ void parallel_region_if(bool parallel, Region&& region) {
   } else {
     region();
   }
+}
+
+// The element offset of every matrix of a [B.., rows, cols] tensor, batch index row-major (batch
+// dims may have stride 0).
+inline std::vector<int64_t> matrix_offsets(const Tensor& t) {
+  const int64_t batch_dims = t.dim() - 2;
+  int64_t count = 1;
+  for (int64_t d = 0; d < batch_dims; ++d) count *= t.shape()[size_t(d)];
+  std::vector<int64_t> offsets(size_t(count), 0);
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t rest = i;
+    for (int64_t d = batch_dims - 1; d >= 0; --d) {
+      offsets[size_t(i)] += (rest % t.shape()[size_t(d)]) * t.strides()[size_t(d)];
+      rest /= t.shape()[size_t(d)];
+    }
+  }
+  return offsets;
 }
 
 template <int N>

@@ -104,12 +104,7 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias) {
   const Device device = c.device();
   DeviceGuard guard(device);
   // A bias goes into every row of c first, and the product is added to it (beta = 1).
-  if (bias.defined()) {
-    cuda::copy(bias.expand(c.shape()), c);
-  } else if (k == 0) {
-    cuda::fill(c, 0.0);
-  }
-  if (k == 0) return;
+  if (bias.defined()) cuda::copy(bias.expand(c.shape()), c);
   cudaDataType_t type;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   switch (c.dtype()) {
