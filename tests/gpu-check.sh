@@ -4,7 +4,8 @@
 #   2. the CUDA suite (CTest label `cuda`: every [cuda] test against the CPU results),
 #   3. compute-sanitizer memcheck over the same tests,
 #   4. the MiniLM sample for a few steps with --device cuda, float32 and bfloat16,
-#   5. the benchmarks with --device cuda (figures into $build/gpu-check/*.json).
+#   5. the benchmarks with --device cuda (figures into $build/gpu-check/*.json), and PyTorch eager
+#      on the same GPU for the MiniLM comparison (bench/minilm_torch_device.py) when python3 has it.
 # Exits non-zero when a step fails, or when no device is found (a GPU check without a GPU).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,9 +50,19 @@ run_bench() {  # name, binary, args...
   "$bin" --device cuda "$@" --json "$out/bench_$name.json" || status=1
 }
 run_bench optimizers "$build/bench/optimizers"
+# PyTorch eager on the same GPU (benchmarks.md: `small` tokens/s at least PyTorch's), when the
+# machine's python3 has torch; its AdamW runs both ways, per tensor and multi-tensor (foreach).
+torch_twin=""
+if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+  torch_twin="python3 $src/bench/minilm_torch_device.py --reference $src/../shared/reference/minilm_torch.py"
+fi
 for dtype in float32 bfloat16; do
   run_bench "minilm_small_$dtype" "$build/bench/minilm" --d 256 --layers 4 --heads 4 --seq 128 \
-    --batch 16 --dtype "$dtype"
+    --batch 16 --dtype "$dtype" --steps 50
+  if [ -n "$torch_twin" ]; then
+    $torch_twin --dtype "$dtype" --steps 50 || status=1
+    $torch_twin --dtype "$dtype" --steps 50 --foreach || status=1
+  fi
 done
 echo
 echo "gpu-check: done; figures in $out"

@@ -125,6 +125,23 @@ TEST_CASE("cuda: reductions", "[cuda]") {
   check_against_cpu([](const auto& x) { return x[0].sum(); }, {big}, DType::Float32, 1e-6, 1e-3);
   const Tensor i = Tensor::from_vector(std::vector<int64_t>{1, -2, 3, 7, 5, 5}, {2, 3});
   check_against_cpu([](const auto& x) { return x[0].sum(1); }, {i}, DType::Float32, 0, 0, false);
+  check_against_cpu([](const auto& x) { return x[0].sum(0); }, {i}, DType::Float32, 0, 0, false);
+  check_against_cpu([](const auto& x) { return x[0].max(0); }, {i}, DType::Float32, 0, 0, false);
+  // Long reduced dims over few columns (a bias gradient): the rows are split across blocks.
+  const Tensor tall = randn({3001, 45}, 6), deep = randn({2, 1000, 3, 70}, 7);
+  for (DType t : {DType::Float32, DType::BFloat16}) {
+    const double r = rtol_of(t), at = 10 * r;
+    check_against_cpu([](const auto& x) { return x[0].sum(0); }, {tall}, t, r, at);
+    check_against_cpu([](const auto& x) { return x[0].max(0); }, {tall}, t, r, at);
+    check_against_cpu([](const auto& x) { return x[0].sum(1); }, {deep}, t, r, at);
+    check_against_cpu([](const auto& x) { return x[0].max(1); }, {deep}, t, r, at);
+  }
+  // NaN wins max wherever it sits among the split rows.
+  Tensor with_nan = randn({3001, 5}, 8);
+  with_nan.select(0, 2000).select(0, 3).fill_(NAN);
+  const std::vector<float> column_max = with_nan.to(gpu()).max(0).to_vector<float>();
+  REQUIRE(std::isnan(column_max[3]));
+  REQUIRE_FALSE(std::isnan(column_max[2]));
 }
 
 TEST_CASE("cuda: matmul through cuBLAS", "[cuda]") {

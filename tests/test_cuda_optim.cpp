@@ -151,13 +151,20 @@ TEST_CASE("cuda: gradient release steps each parameter on the device", "[cuda]")
 
 TEST_CASE("cuda: to_low_precision casts and moves in one pass", "[cuda]") {
   OPTIMI_REQUIRE_CUDA();
+  // Embedding, Linear, LayerNorm; the embedding stays float32 and its output is cast to the
+  // Linear's dtype, as in the MiniLM sample.
+  struct TokenModel : nn::Module {
+    std::shared_ptr<nn::Embedding> embedding =
+        register_module("0", std::make_shared<nn::Embedding>(50, 8));
+    std::shared_ptr<nn::Linear> linear = register_module("1", std::make_shared<nn::Linear>(8, 8));
+    std::shared_ptr<nn::LayerNorm> norm = register_module("2", std::make_shared<nn::LayerNorm>(8));
+    Tensor operator()(const Tensor& tokens) const {
+      return norm->forward(linear->forward(embedding->forward(tokens).to(linear->weight.dtype())));
+    }
+  };
   auto make = [] {
     manual_seed(0);
-    auto seq = std::make_shared<nn::Sequential>();
-    seq->push_back(std::make_shared<nn::Embedding>(50, 8));
-    seq->push_back(std::make_shared<nn::Linear>(8, 8));
-    seq->push_back(std::make_shared<nn::LayerNorm>(8));
-    return seq;
+    return std::make_shared<TokenModel>();
   };
   auto on_cpu = make();
   auto on_gpu = make();

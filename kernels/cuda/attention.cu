@@ -25,14 +25,16 @@ struct Rows {
   int64_t batch_strides[kMaxDims] = {};
   int64_t row_stride = 0;
 
-  __device__ T* row(int64_t b, int64_t i) const {
+  // Row 0 of matrix b; row i is i * row_stride further. Loops over rows take this once.
+  __device__ T* matrix(int64_t b) const {
     int64_t offset = 0;
     for (int d = batch_dims - 1; d >= 0; --d) {
       offset += (b % batch_shape[d]) * batch_strides[d];
       b /= batch_shape[d];
     }
-    return base + offset + i * row_stride;
+    return base + offset;
   }
+  __device__ T* row(int64_t b, int64_t i) const { return matrix(b) + i * row_stride; }
 };
 
 template <class T>
@@ -69,10 +71,12 @@ __global__ void forward_kernel(Rows<const T> q, Rows<const T> k, Rows<const T> v
     const int64_t i = row % sq;
     const int64_t n = visible_keys(i, sk, causal);
     const T* qi = q.row(b, i);
+    const T* kb = k.matrix(b);
+    const T* vb = v.matrix(b);
     C* p = probs + row * sk;
     C m = -INFINITY;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-      const T* kj = k.row(b, j);
+      const T* kj = kb + j * k.row_stride;
       C dot = 0;
       for (int64_t c = 0; c < d; ++c) dot += C(load(qi[c])) * C(load(kj[c]));
       const C s = scale * dot;
@@ -91,7 +95,7 @@ __global__ void forward_kernel(Rows<const T> q, Rows<const T> k, Rows<const T> v
     __syncthreads();  // the whole row of p is read below
     for (int64_t c = threadIdx.x; c < dv; c += blockDim.x) {
       C acc = 0;
-      for (int64_t j = 0; j < n; ++j) acc += p[j] * C(load(v.row(b, j)[c]));
+      for (int64_t j = 0; j < n; ++j) acc += p[j] * C(load(vb[j * v.row_stride + c]));
       out.row(b, i)[c] = store<T>(acc);
     }
   }
@@ -109,11 +113,13 @@ __global__ void backward_query_kernel(Rows<const T> grad_out, Rows<const T> k, R
     const int64_t i = row % sq;
     const int64_t n = visible_keys(i, sk, causal);
     const T* go = grad_out.row(b, i);
+    const T* kb = k.matrix(b);
+    const T* vb = v.matrix(b);
     const C* p = probs + row * sk;
     C* s = ds + row * sk;
     C dot = 0;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-      const T* vj = v.row(b, j);
+      const T* vj = vb + j * v.row_stride;
       C dp = 0;
       for (int64_t c = 0; c < dv; ++c) dp += C(load(go[c])) * C(load(vj[c]));
       s[j] = dp;
@@ -125,7 +131,7 @@ __global__ void backward_query_kernel(Rows<const T> grad_out, Rows<const T> k, R
     __syncthreads();
     for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
       C acc = 0;
-      for (int64_t j = 0; j < n; ++j) acc += s[j] * C(load(k.row(b, j)[c]));
+      for (int64_t j = 0; j < n; ++j) acc += s[j] * C(load(kb[j * k.row_stride + c]));
       grad_q.row(b, i)[c] = store<T>(scale * acc);
     }
   }
@@ -145,14 +151,17 @@ __global__ void backward_key_kernel(Rows<const T> grad_out, Rows<const T> q,
     const int64_t first = causal ? j : 0;  // query i sees key j iff j <= i when causal
     const C* p = probs + b * sq * sk + j;
     const C* s = ds + b * sq * sk + j;
+    const T* gob = grad_out.matrix(b);
+    const T* qb = q.matrix(b);
     for (int64_t c = threadIdx.x; c < dv; c += blockDim.x) {
       C acc = 0;
-      for (int64_t i = first; i < sq; ++i) acc += p[i * sk] * C(load(grad_out.row(b, i)[c]));
+      for (int64_t i = first; i < sq; ++i)
+        acc += p[i * sk] * C(load(gob[i * grad_out.row_stride + c]));
       grad_v.row(b, j)[c] = store<T>(acc);
     }
     for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
       C acc = 0;
-      for (int64_t i = first; i < sq; ++i) acc += s[i * sk] * C(load(q.row(b, i)[c]));
+      for (int64_t i = first; i < sq; ++i) acc += s[i * sk] * C(load(qb[i * q.row_stride + c]));
       grad_k.row(b, j)[c] = store<T>(scale * acc);
     }
   }

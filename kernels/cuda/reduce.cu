@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <memory>
 #include <type_traits>
 
 #include "kernels/cuda/backend.hpp"
@@ -34,15 +36,62 @@ __global__ void reduce_rows_kernel(const T* x, T* out, int64_t rows, int64_t n) 
   }
 }
 
-// Reduced dim with inner > 1: a thread per output element, reads coalesced along `inner`.
+// The identity of a reduction: 0 for sums, the lowest value for max.
+template <bool kMax, class A>
+__device__ __forceinline__ A identity() {
+  if constexpr (!kMax) {
+    return A(0);
+  } else if constexpr (std::is_same_v<A, double>) {
+    return -INFINITY;
+  } else {
+    return INT64_MIN;
+  }
+}
+
+// Reduced dim with inner > 1. A block covers 32 adjacent output columns (reads coalesced along
+// `inner`), its kColumnRowGroups rows of threads take every kColumnRowGroups-th reduced row, and
+// the first row adds up the others in order. When the columns alone leave the device idle (a bias
+// gradient: thousands of rows, a few hundred columns), blockIdx.z splits the reduced rows too, and
+// the splits' results go to `partials` for reduce_splits_kernel.
+constexpr int kColumnRowGroups = 8;
+
 template <bool kMax, class T>
-__global__ void reduce_columns_kernel(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
+__global__ void reduce_columns_kernel(const T* x, T* out, acc_t<T>* partials, int64_t outer,
+                                      int64_t n, int64_t inner, int64_t rows_per_split) {
   using A = acc_t<T>;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < outer * inner;
+  __shared__ A slots[kColumnRowGroups][33];
+  const int64_t column = blockIdx.x * int64_t(32) + threadIdx.x;
+  const int64_t begin = blockIdx.z * rows_per_split;
+  const int64_t end = begin + rows_per_split < n ? begin + rows_per_split : n;
+  for (int64_t o = blockIdx.y; o < outer; o += gridDim.y) {
+    A acc = identity<kMax, A>();
+    if (column < inner) {
+      const T* base = x + o * n * inner + column;
+      for (int64_t k = begin + threadIdx.y; k < end; k += kColumnRowGroups)
+        acc = combine<kMax>(acc, A(load(base[k * inner])));
+    }
+    slots[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && column < inner) {
+      for (int r = 1; r < kColumnRowGroups; ++r) acc = combine<kMax>(acc, slots[r][threadIdx.x]);
+      if (gridDim.z == 1) {
+        out[o * inner + column] = store<T>(compute_t<T>(acc));
+      } else {
+        partials[(blockIdx.z * outer + o) * inner + column] = acc;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// Combines the splits of reduce_columns_kernel, in order.
+template <bool kMax, class T>
+__global__ void reduce_splits_kernel(const acc_t<T>* partials, T* out, int64_t count, int splits) {
+  using A = acc_t<T>;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const T* base = x + (i / inner) * n * inner + i % inner;
-    A acc = kMax ? A(load(base[0])) : A(0);
-    for (int64_t k = kMax ? 1 : 0; k < n; ++k) acc = combine<kMax>(acc, A(load(base[k * inner])));
+    A acc = partials[i];
+    for (int s = 1; s < splits; ++s) acc = combine<kMax>(acc, partials[s * count + i]);
     out[i] = store<T>(compute_t<T>(acc));
   }
 }
@@ -84,6 +133,39 @@ Extents extents(const Tensor& x, int64_t dim) {
   return e;
 }
 
+// Blocks that keep every multiprocessor busy, for the column reduction's split.
+constexpr int64_t kBusyBlocks = 1024;
+// The fewest reduced rows a split of the column reduction takes.
+constexpr int64_t kMinRowsPerSplit = 64;
+
+template <bool kMax, class T>
+void reduce_columns(const Tensor& x, const Extents& e, Tensor& out, cudaStream_t s) {
+  const int64_t column_blocks = (e.inner + 31) / 32;
+  const int64_t outer_blocks = std::min<int64_t>(e.outer, 65535);
+  const int64_t wanted =
+      (kBusyBlocks + column_blocks * outer_blocks - 1) / (column_blocks * outer_blocks);
+  const int64_t most = std::max<int64_t>(1, e.reduced / kMinRowsPerSplit);
+  const int64_t splits_wanted = std::clamp<int64_t>(std::min(wanted, most), 1, 65535);
+  const int64_t rows_per_split = (e.reduced + splits_wanted - 1) / splits_wanted;
+  const int64_t splits = std::max<int64_t>(1, (e.reduced + rows_per_split - 1) / rows_per_split);
+  std::unique_ptr<Storage> partials;
+  if (splits > 1) {
+    partials = std::make_unique<Storage>(size_t(splits * e.outer * e.inner) * sizeof(acc_t<T>),
+                                         x.device());
+  }
+  auto* p = partials ? static_cast<acc_t<T>*>(partials->data()) : nullptr;
+  const dim3 grid{unsigned(column_blocks), unsigned(outer_blocks), unsigned(splits)};
+  reduce_columns_kernel<kMax><<<grid, dim3(32, kColumnRowGroups), 0, s>>>(
+      ptr<const T>(x), ptr<T>(out), p, e.outer, e.reduced, e.inner,
+      std::max<int64_t>(rows_per_split, 1));
+  OPTIMI_CUDA_CHECK_LAUNCH("reduce_columns_kernel");
+  if (splits > 1) {
+    reduce_splits_kernel<kMax><<<grid_for(e.outer * e.inner), kThreads, 0, s>>>(
+        p, ptr<T>(out), e.outer * e.inner, int(splits));
+    OPTIMI_CUDA_CHECK_LAUNCH("reduce_splits_kernel");
+  }
+}
+
 template <bool kMax>
 void reduce_dim(const char* op, const Tensor& x, int64_t dim, Tensor& out) {
   if (x.dtype() == DType::Bool)
@@ -99,9 +181,7 @@ void reduce_dim(const char* op, const Tensor& x, int64_t dim, Tensor& out) {
             ptr<const T>(x), ptr<T>(out), e.outer, e.reduced);
         OPTIMI_CUDA_CHECK_LAUNCH("reduce_rows_kernel");
       } else {
-        reduce_columns_kernel<kMax><<<grid_for(e.outer * e.inner), kThreads, 0, s>>>(
-            ptr<const T>(x), ptr<T>(out), e.outer, e.reduced, e.inner);
-        OPTIMI_CUDA_CHECK_LAUNCH("reduce_columns_kernel");
+        reduce_columns<kMax, T>(x, e, out, s);
       }
     }
   });
