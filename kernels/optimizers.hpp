@@ -58,6 +58,15 @@ struct Variant {
   Decay decay = Decay::kNone;
 };
 
+// The buffers an op's apply touches, for backends that stage elements in registers
+// (kernels/cuda/optimizers.cu).
+struct Footprint {
+  int states = 0;             // state[0 .. states) are read
+  bool writes_states = true;  // ... and written
+  bool param = true;          // the parameter is read, and with the Kahan buffer written by updates
+  bool grad = true;           // the gradient is read
+};
+
 // Conversions between the storage types and float32 as branch-free bit operations, so that every
 // loop vectorises (dtype.hpp's float16 conversions branch). Same results as load/store in
 // dtype.hpp: round to nearest, ties to even, subnormals kept.
@@ -209,6 +218,7 @@ struct AdamMoments {
 
 // SGD without momentum: no state.
 struct SgdStep {
+  static constexpr Footprint kFootprint{};
   float neg_lr;
   WeightDecay decay;
 
@@ -226,6 +236,7 @@ struct SgdStep {
 // b + (1-μ)(g - b); without, μ b + g.
 template <bool kDampening>
 struct SgdMomentumStep {
+  static constexpr Footprint kFootprint{.states = 1};
   float weight;  // 1 - μ with dampening, μ without
   float neg_lr;
   WeightDecay decay;
@@ -249,6 +260,7 @@ struct SgdMomentumStep {
 // state[0] = round(scale * (g + l2 p)): SGD's torch_init momentum buffer (scale 1, L2 term when
 // L2 decay is active) and Adan's prev_grad = -g (scale -1).
 struct GradientInit {
+  static constexpr Footprint kFootprint{.states = 1};
   float scale;
   float l2;
 
@@ -262,6 +274,7 @@ struct GradientInit {
 
 // Adam and AdamW: state = {exp_avg, exp_avg_sq}.
 struct AdamStep {
+  static constexpr Footprint kFootprint{.states = 2};
   AdamMoments moments;
   float eps;
   float neg_lr;
@@ -283,6 +296,7 @@ struct AdamStep {
 // steps once ρ_t > 5, an un-adapted momentum step before.
 template <bool kRectified>
 struct RAdamStep {
+  static constexpr Footprint kFootprint{.states = 2};
   AdamMoments moments;
   float eps;
   float neg_lr;  // -lr·r_t when rectified
@@ -313,6 +327,7 @@ struct RAdamStep {
 // has weight 1 (spec decision 3).
 template <bool kRectified>
 struct RangerLookaheadStep : RAdamStep<kRectified> {
+  static constexpr Footprint kFootprint{.states = 3};
   float alpha;
 
   template <Variant kV, class T>
@@ -346,6 +361,7 @@ struct RangerLookaheadStep : RAdamStep<kRectified> {
 
 // Lion: state = {exp_avg} (the raw EMA m, not debiased). The sign update uses the old m.
 struct LionStep {
+  static constexpr Footprint kFootprint{.states = 1};
   float beta1_comp;  // 1 - β1
   float beta2_comp;  // 1 - β2
   float neg_lr;
@@ -369,6 +385,7 @@ struct LionStep {
 // decay is Adam-style (decay.factor before the update) or Adan-style (a divisor after it, 1 when
 // off); without Kahan summation the float32 sum is divided before its one rounding.
 struct AdanStep {
+  static constexpr Footprint kFootprint{.states = 4};
   float beta1_comp;
   float beta2_comp;
   float beta2;  // undebiased, weighs the gradient difference
@@ -406,6 +423,7 @@ struct AdanStep {
 // StableAdamW pass 1: the moments, and this element's share of the per-tensor RMS,
 // g² / max(v̂, eps²), from the float32 updated v̂.
 struct StableAdamWMoments {
+  static constexpr Footprint kFootprint{.states = 2, .param = false};
   AdamMoments moments;
   float eps_sq;  // float32 eps·eps
 
@@ -420,6 +438,7 @@ struct StableAdamWMoments {
 // StableAdamW pass 2: decay with the RMS-clipped learning rate, then the update from the stored
 // moments.
 struct StableAdamWUpdate {
+  static constexpr Footprint kFootprint{.states = 2, .writes_states = false, .grad = false};
   float eps;
   float neg_lr;  // -lr_t
   WeightDecay decay;

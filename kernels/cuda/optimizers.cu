@@ -49,60 +49,64 @@ __device__ __forceinline__ ParamTensors<T> typed_on_device(const KernelArgs& a) 
           static_cast<T*>(a.kahan)};
 }
 
-__device__ __forceinline__ uint32_t bits_of(float x) {
-  return __float_as_uint(x);
-}
-__device__ __forceinline__ uint32_t bits_of(bfloat16 x) {
-  return x.bits;
-}
-__device__ __forceinline__ uint32_t bits_of(float16 x) {
-  return x.bits;
-}
-
-// Elements a thread takes at once: 8 bytes of each buffer.
+// Elements a thread takes at once: 8 contiguous bytes of each buffer, one vector load.
 template <class T>
 constexpr int kElementsPerThread = int(8 / sizeof(T));
+
+template <class T>
+struct Group {
+  T v[kElementsPerThread<T>];
+};
 
 // This thread's elements of [begin, end), with the loop compiled for one variant. The functors
 // read and write through pointers, so run on the tensors themselves every element's loads would
 // wait for the previous element's stores (the compiler cannot rule out aliasing): one memory
-// round trip per element, half the bandwidth for 16-bit buffers. So a thread loads
-// kElementsPerThread elements of every buffer into registers first, runs the functor on those
-// copies, and stores back only the values it changed.
+// round trip per element, and a 2-byte load per buffer and thread for 16-bit buffers. So a thread
+// loads kElementsPerThread contiguous elements of the buffers the op touches (its Footprint) into
+// registers first, one 8-byte load each when they are aligned, runs the functor on those copies,
+// and stores back the ones it writes.
 template <bool kKahan, bool kUpdate, Decay kDecay, class Op, class T>
 __device__ double run_range(const Op& op, const ParamTensors<T>& t, int64_t begin, int64_t end) {
   constexpr Variant kV{kKahan, kUpdate, kDecay};
+  constexpr Footprint kF = Op::kFootprint;
   constexpr int kN = kElementsPerThread<T>;
-  constexpr int kBuffers = 7;  // param, grad, state[0..3], kahan
+  constexpr int kBuffers = 7;                   // param, grad, state[0..3], kahan
+  constexpr bool kParam = kF.param && kUpdate;  // the update's parameter and Kahan buffer
+  constexpr bool kWritten[kBuffers] = {
+      kParam,           false,           kF.writes_states, kF.writes_states, kF.writes_states,
+      kF.writes_states, kParam && kKahan};
   using Result = decltype(op.template apply<kV>(t, 0));
-  // Buffers this variant cannot touch are neither loaded nor stored.
-  T* const buffers[kBuffers] = {kUpdate ? t.param : nullptr,
-                                const_cast<T*>(t.grad),
-                                t.state[0],
-                                t.state[1],
-                                t.state[2],
-                                t.state[3],
-                                kKahan ? t.kahan : nullptr};
-  const int64_t stride = blockDim.x;
+  T* const buffers[kBuffers] = {
+      kF.param ? t.param : nullptr,         kF.grad ? const_cast<T*>(t.grad) : nullptr,
+      kF.states > 0 ? t.state[0] : nullptr, kF.states > 1 ? t.state[1] : nullptr,
+      kF.states > 2 ? t.state[2] : nullptr, kF.states > 3 ? t.state[3] : nullptr,
+      kParam && kKahan ? t.kahan : nullptr};
+  bool aligned = true;
+  for (T* b : buffers) aligned = aligned && reinterpret_cast<uintptr_t>(b) % sizeof(Group<T>) == 0;
   double sum = 0.0;
-  for (int64_t first = begin + threadIdx.x; first < end; first += kN * stride) {
-    T value[kBuffers][kN] = {};
-    T loaded[kBuffers][kN] = {};
+  for (int64_t first = begin + int64_t(threadIdx.x) * kN; first < end;
+       first += int64_t(kN) * blockDim.x) {
+    const bool whole = aligned && first + kN <= end;
+    const int count = whole ? kN : int(end - first);
+    Group<T> value[kBuffers] = {};
 #pragma unroll
     for (int b = 0; b < kBuffers; ++b) {
-#pragma unroll
-      for (int j = 0; j < kN; ++j) {
-        if (buffers[b] != nullptr && first + j * stride < end)
-          value[b][j] = buffers[b][first + j * stride];
-        loaded[b][j] = value[b][j];
+      if (buffers[b] == nullptr) continue;
+      if (whole) {
+        value[b] = *reinterpret_cast<const Group<T>*>(buffers[b] + first);
+      } else {
+#pragma unroll  // constant indices keep the groups in registers
+        for (int j = 0; j < kN; ++j) {
+          if (j < count) value[b].v[j] = buffers[b][first + j];
+        }
       }
     }
     // Every slot points at registers; the functor touches only those of its buffers.
     const ParamTensors<T> staged{
-        value[0], value[1], {value[2], value[3], value[4], value[5]}, value[6]};
+        value[0].v, value[1].v, {value[2].v, value[3].v, value[4].v, value[5].v}, value[6].v};
 #pragma unroll
     for (int j = 0; j < kN; ++j) {
-      if (first + j * stride >= end) break;
+      if (j >= count) break;
       if constexpr (std::is_void_v<Result>) {
         op.template apply<kV>(staged, j);
       } else {
@@ -111,11 +115,13 @@ __device__ double run_range(const Op& op, const ParamTensors<T>& t, int64_t begi
     }
 #pragma unroll
     for (int b = 0; b < kBuffers; ++b) {
-      if (b == 1 || buffers[b] == nullptr) continue;  // the gradient is never written
+      if (!kWritten[b] || buffers[b] == nullptr) continue;
+      if (whole) {
+        *reinterpret_cast<Group<T>*>(buffers[b] + first) = value[b];
+      } else {
 #pragma unroll
-      for (int j = 0; j < kN; ++j) {
-        if (first + j * stride < end && bits_of(value[b][j]) != bits_of(loaded[b][j])) {
-          buffers[b][first + j * stride] = value[b][j];
+        for (int j = 0; j < kN; ++j) {
+          if (j < count) buffers[b][first + j] = value[b].v[j];
         }
       }
     }
@@ -297,8 +303,6 @@ void stable_adamw_step(Device device, const StableAdamWMoments& moments,
     const size_t from = next;
     next = fill_batch<StableAdamWMoments>(*first, moment_ops, tensors, from, index, capacity);
     if (first->count == 0) continue;
-    // The moments pass reads neither the parameters nor the Kahan buffers.
-    for (int j = 0; j < first->count; ++j) first->entries[j].args.update = false;
     Storage partials(size_t(first->total_chunks) * sizeof(double), device);
     first->partials = static_cast<double*>(partials.data());
     multi_tensor_kernel<<<grid_of(first->total_chunks), kOptimizerThreads, 0, s>>>(*first);
