@@ -20,12 +20,13 @@ export OMP_NUM_THREADS=2
 
 repeats=${REPEATS:-3}
 
-# Prints "<median ms> <peak RSS MB>" for one run of a command.
+# Prints "<median ms> <peak RSS MB>" for one run of a command that processes $tokens tokens a step.
+# The step time comes from the tokens/s figure, which both sides print to more digits than ms.
 measure() {
   local out rss
   out=$( { /usr/bin/time -f "RSS %M" "$@"; } 2>&1 )
   rss=$(echo "$out" | awk '/^RSS/ {print $2 / 1024}')
-  echo "$(echo "$out" | sed -n 's/.*median step=\([0-9.]*\) ms.*/\1/p') $rss"
+  echo "$(echo "$out" | sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p' | awk -v t="$tokens" '{print 1000 * t / $1}') $rss"
 }
 
 # Lines "<ms> <MB>" on stdin -> "<median ms> <largest MB>".
@@ -38,6 +39,7 @@ printf "%-6s %-9s %12s %12s %8s %12s %12s %8s\n" config dtype "ours ms" "torch m
 for config in "seed:--d 20 --layers 1 --heads 2 --seq 64 --batch 8" "small:--d 256 --layers 4 --heads 4 --seq 128 --batch 16"; do
   name=${config%%:*}
   flags=${config#*:}
+  tokens=$(echo "$flags" | awk '{for (i = 1; i < NF; ++i) { if ($i == "--seq") s = $(i + 1); if ($i == "--batch") b = $(i + 1) } print s * b}')
   for dtype in float32 bfloat16; do
     ours_runs="" torch_runs=""
     for _ in $(seq "$repeats"); do
@@ -47,6 +49,6 @@ for config in "seed:--d 20 --layers 1 --heads 2 --seq 64 --batch 8" "small:--d 2
     read -r ours_ms ours_mb < <(printf "%s" "$ours_runs" | summarize)
     read -r torch_ms torch_mb < <(printf "%s" "$torch_runs" | summarize)
     awk -v n="$name" -v d="$dtype" -v a="$ours_ms" -v b="$torch_ms" -v c="$ours_mb" -v e="$torch_mb" \
-      'BEGIN { printf "%-6s %-9s %12.1f %12.1f %8.2f %12.1f %12.1f %8.2f\n", n, d, a, b, a / b, c, e, c / e }'
+      'BEGIN { printf "%-6s %-9s %12.3f %12.3f %8.2f %12.1f %12.1f %8.2f\n", n, d, a, b, a / b, c, e, c / e }'
   done
 done

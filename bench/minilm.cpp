@@ -136,7 +136,7 @@ int run(const Config& c) {
   double peak_rss_mb = double(usage.ru_maxrss) / 1024.0;
   double tokens_per_s = double(c.batch * c.seq) / med;
   std::printf(
-      "params=%lld device=%s dtype=%s median step=%.1f ms tokens/s=%.0f loss=%.3f "
+      "params=%lld device=%s dtype=%s median step=%.3f ms tokens/s=%.0f loss=%.3f "
       "peak_rss=%.1f MB",
       (long long)params, device.str().c_str(), c.dtype.c_str(), med * 1e3, tokens_per_s, loss,
       peak_rss_mb);

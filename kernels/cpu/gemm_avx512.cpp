@@ -42,6 +42,9 @@ __mmask16 lanes(int64_t count) {
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
+// GCC 12 flags the undefined upper half that _mm512_castps512_ps256 and friends leave by design.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 namespace {
 
@@ -77,29 +80,39 @@ struct Fp32Fma {
   static __m512 start(const float* bias, __mmask16 lanes) {
     return bias && lanes ? _mm512_maskz_loadu_ps(lanes, bias) : _mm512_setzero_ps();
   }
-  template <int M, bool kPacked>
+  // The second column vector: 16 lanes, 8 (a 256-bit vector: on Zen 4 it costs half a 512-bit
+  // multiply-add, and masked-off lanes cost as much as used ones) or none.
+  template <int M, bool kPacked, int kTail>
   static void tile(int64_t steps, const uint32_t* a, int64_t a_row, const uint32_t* b,
                    int64_t b_row, const float* bias, float* c, int64_t ldc, __mmask16 mask0,
                    __mmask16 mask1) {
+    const float* bias1 = bias && mask1 ? bias + 16 : nullptr;
     __m512 acc0[M], acc1[M];
-    const __m512 start0 = start(bias, mask0),
-                 start1 = start(bias && mask1 ? bias + 16 : nullptr, mask1);
+    __m256 half1[M];
+    const __m512 start0 = start(bias, mask0), start1 = start(bias1, mask1);
+    const __m256 half_start1 =
+        bias1 ? _mm256_maskz_loadu_ps(__mmask8(mask1), bias1) : _mm256_setzero_ps();
 #pragma GCC unroll 14
-    for (int i = 0; i < M; ++i) acc0[i] = start0, acc1[i] = start1;
+    for (int i = 0; i < M; ++i) acc0[i] = start0, acc1[i] = start1, half1[i] = half_start1;
     for (int64_t p = 0; p < steps; ++p) {
-      __m512 b0 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask0, b + p * b_row));
-      __m512 b1 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask1, b + p * b_row + 16));
+      const uint32_t* bs = b + p * b_row;
+      __m512 b0 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask0, bs));
+      __m512 b1 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask1, bs + 16));
+      __m256 h1 = _mm256_castsi256_ps(_mm256_maskz_loadu_epi32(__mmask8(mask1), bs + 16));
 #pragma GCC unroll 14
       for (int i = 0; i < M; ++i) {
         __m512 ai = _mm512_castsi512_ps(_mm512_set1_epi32(int(a_unit<M, kPacked>(a, a_row, p, i))));
         acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-        acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+        if constexpr (kTail == 16) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+        if constexpr (kTail == 8)
+          half1[i] = _mm256_fmadd_ps(_mm512_castps512_ps256(ai), h1, half1[i]);
       }
     }
 #pragma GCC unroll 14
     for (int i = 0; i < M; ++i) {
       _mm512_mask_storeu_ps(c + i * ldc, mask0, acc0[i]);
-      _mm512_mask_storeu_ps(c + i * ldc + 16, mask1, acc1[i]);
+      if constexpr (kTail == 16) _mm512_mask_storeu_ps(c + i * ldc + 16, mask1, acc1[i]);
+      if constexpr (kTail == 8) _mm256_mask_storeu_ps(c + i * ldc + 16, __mmask8(mask1), half1[i]);
     }
   }
 };
@@ -127,29 +140,40 @@ struct Bf16Dot {
     const __m512i widened = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, bias));
     return _mm512_castsi512_ps(_mm512_slli_epi32(widened, 16));  // bfloat16 -> float32 is exact
   }
-  template <int M, bool kPacked>
+  // The second column vector as in Fp32Fma::tile.
+  template <int M, bool kPacked, int kTail>
   static void tile(int64_t steps, const uint32_t* a, int64_t a_row, const uint32_t* b,
                    int64_t b_row, const uint16_t* bias, uint16_t* c, int64_t ldc, __mmask16 mask0,
                    __mmask16 mask1) {
+    const uint16_t* bias1 = bias && mask1 ? bias + 16 : nullptr;
     __m512 acc0[M], acc1[M];
-    const __m512 start0 = start(bias, mask0),
-                 start1 = start(bias && mask1 ? bias + 16 : nullptr, mask1);
+    __m256 half1[M];
+    const __m512 start0 = start(bias, mask0), start1 = start(bias1, mask1);
+    const __m256 half_start1 = _mm512_castps512_ps256(start1);
 #pragma GCC unroll 14
-    for (int i = 0; i < M; ++i) acc0[i] = start0, acc1[i] = start1;
+    for (int i = 0; i < M; ++i) acc0[i] = start0, acc1[i] = start1, half1[i] = half_start1;
     for (int64_t p = 0; p < steps; ++p) {
-      __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(mask0, b + p * b_row);
-      __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(mask1, b + p * b_row + 16);
+      const uint32_t* bs = b + p * b_row;
+      __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(mask0, bs);
+      __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(mask1, bs + 16);
+      __m256bh h1 = (__m256bh)_mm256_maskz_loadu_epi32(__mmask8(mask1), bs + 16);
 #pragma GCC unroll 14
       for (int i = 0; i < M; ++i) {
-        __m512bh ai = (__m512bh)_mm512_set1_epi32(int(a_unit<M, kPacked>(a, a_row, p, i)));
-        acc0[i] = _mm512_dpbf16_ps(acc0[i], ai, b0);
-        acc1[i] = _mm512_dpbf16_ps(acc1[i], ai, b1);
+        __m512i unit = _mm512_set1_epi32(int(a_unit<M, kPacked>(a, a_row, p, i)));
+        acc0[i] = _mm512_dpbf16_ps(acc0[i], (__m512bh)unit, b0);
+        if constexpr (kTail == 16) acc1[i] = _mm512_dpbf16_ps(acc1[i], (__m512bh)unit, b1);
+        if constexpr (kTail == 8)
+          half1[i] = _mm256_dpbf16_ps(half1[i], (__m256bh)_mm512_castsi512_si256(unit), h1);
       }
     }
 #pragma GCC unroll 14
     for (int i = 0; i < M; ++i) {
       _mm256_mask_storeu_epi16(c + i * ldc, mask0, (__m256i)_mm512_cvtneps_pbh(acc0[i]));
-      _mm256_mask_storeu_epi16(c + i * ldc + 16, mask1, (__m256i)_mm512_cvtneps_pbh(acc1[i]));
+      if constexpr (kTail == 16)
+        _mm256_mask_storeu_epi16(c + i * ldc + 16, mask1, (__m256i)_mm512_cvtneps_pbh(acc1[i]));
+      if constexpr (kTail == 8)
+        _mm_mask_storeu_epi16(c + i * ldc + 16, __mmask8(mask1),
+                              (__m128i)_mm256_cvtneps_pbh(half1[i]));
     }
   }
 };
@@ -157,14 +181,22 @@ struct Bf16Dot {
 template <class K>
 using TileFn = void (*)(int64_t, const uint32_t*, int64_t, const uint32_t*, int64_t,
                         const typename K::Elem*, typename K::Elem*, int64_t, __mmask16, __mmask16);
-template <class K, bool kPacked, size_t... M>
+template <class K, bool kPacked, int kTail, size_t... M>
 constexpr std::array<TileFn<K>, sizeof...(M)> make_tiles(std::index_sequence<M...>) {
-  return {&K::template tile<int(M) + 1, kPacked>...};
+  return {&K::template tile<int(M) + 1, kPacked, kTail>...};
 }
-// kTiles<K, packed>[r - 1] computes a group of r rows.
-template <class K, bool kPacked>
+// kTiles<K, packed, tail>[r - 1] computes a group of r rows.
+template <class K, bool kPacked, int kTail>
 constexpr std::array<TileFn<K>, kMr> kTiles =
-    make_tiles<K, kPacked>(std::make_index_sequence<kMr>());
+    make_tiles<K, kPacked, kTail>(std::make_index_sequence<kMr>());
+
+// The tile for `rows` rows whose second column vector covers mask1.
+template <class K, bool kPacked>
+TileFn<K> tile_for(size_t rows, __mmask16 mask1) {
+  if (mask1 == 0) return kTiles<K, kPacked, 0>[rows - 1];
+  if (mask1 <= 0xff) return kTiles<K, kPacked, 8>[rows - 1];
+  return kTiles<K, kPacked, 16>[rows - 1];
+}
 
 // Lane j of vector r moves to lane r of vector j.
 inline void transpose16(__m512i v[16]) {
@@ -292,13 +324,14 @@ void run_block(const uint32_t* a, int64_t a_row, int64_t mc, int64_t steps, Pane
     const uint32_t* bp = b.data + panel * b.panel_stride;
     const typename K::Elem* bias_j = bias ? bias + j0 : nullptr;
     for (int64_t ir = 0; ir < mc; ir += kMr) {
-      const size_t rows = size_t(std::min(kMr, mc - ir) - 1);
+      const size_t rows = size_t(std::min(kMr, mc - ir));
       typename K::Elem* ct = c + ir * ldc + j0;
       if (a_row == 0) {
-        kTiles<K, true>[rows](steps, a + ir * steps, 0, bp, b.row, bias_j, ct, ldc, mask0, mask1);
+        tile_for<K, true>(rows, mask1)(steps, a + ir * steps, 0, bp, b.row, bias_j, ct, ldc, mask0,
+                                       mask1);
       } else {
-        kTiles<K, false>[rows](steps, a + ir * a_row, a_row, bp, b.row, bias_j, ct, ldc, mask0,
-                               mask1);
+        tile_for<K, false>(rows, mask1)(steps, a + ir * a_row, a_row, bp, b.row, bias_j, ct, ldc,
+                                        mask0, mask1);
       }
     }
   }
@@ -308,6 +341,7 @@ void run_block(const uint32_t* a, int64_t a_row, int64_t mc, int64_t steps, Pane
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 
