@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -447,6 +448,57 @@ TEST_CASE("low-precision forwards match float64", "[functional]") {
     auto [v, v64] = pair({2, 2, 8, 4}, 36);
     require_close(F::scaled_dot_product_attention(q, k, v),
                   F::scaled_dot_product_attention(q64, k64, v64), c.atol * 2, c.rtol);
+  }
+}
+
+TEST_CASE("row kernels at widths around their 16-lane vectors match float64", "[functional]") {
+  // Layer norm, softmax and cross entropy reduce along rows 16 elements at a time, the last
+  // vector masked: widths below, at and between multiples of 16, forward and backward.
+  struct Case {
+    DType dtype;
+    double tol;
+  };
+  for (Case c :
+       {Case{DType::Float32, 2e-5}, Case{DType::BFloat16, 4e-2}, Case{DType::Float16, 8e-3}}) {
+    for (int64_t width : {1, 5, 16, 20, 33, 64}) {
+      INFO(dtype_name(c.dtype) << " width " << width);
+      const Tensor x64 = leaf({6, width}, 50).detach().to(c.dtype).to(DType::Float64);
+      const Tensor w64 = leaf({width}, 51).detach();
+      const Tensor b64 = leaf({width}, 52).detach();
+      const Tensor weights = leaf({6, width}, 53).detach();
+      const Tensor targets = Tensor::from_vector(
+          std::vector<int64_t>{0, 1 % width, 2 % width, 3 % width, 4 % width, 5 % width}, {6});
+      const std::vector<std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>> ops = {
+          [](const Tensor& x, const Tensor&, const Tensor&) { return F::softmax(x, -1); },
+          [](const Tensor& x, const Tensor&, const Tensor&) { return F::log_softmax(x, -1); },
+          [width](const Tensor& x, const Tensor& w, const Tensor& b) {
+            return F::layer_norm(x, {width}, w, b);
+          },
+          [width](const Tensor& x, const Tensor&, const Tensor&) {
+            return F::layer_norm(x, {width});
+          },
+          [&targets](const Tensor& x, const Tensor&, const Tensor&) {
+            return F::cross_entropy(x, targets).reshape({1, 1}).expand({6, 1});
+          }};
+      for (size_t op = 0; op < ops.size(); ++op) {
+        INFO("op " << op);
+        Inputs got{x64.to(c.dtype).requires_grad_(), w64.to(DType::Float32).requires_grad_(),
+                   b64.to(DType::Float32).requires_grad_()};
+        Inputs want{x64.clone().requires_grad_(), w64.clone().requires_grad_(),
+                    b64.clone().requires_grad_()};
+        Tensor y = ops[op](got[0], got[1], got[2]);
+        Tensor y64 = ops[op](want[0], want[1], want[2]);
+        require_close(y, y64, c.tol, c.tol);
+        (y.to(DType::Float64) * weights.slice(1, 0, y.shape()[1])).sum().backward();
+        (y64 * weights.slice(1, 0, y.shape()[1])).sum().backward();
+        for (size_t i = 0; i < 3; ++i) {
+          INFO("gradient " << i);
+          REQUIRE(got[i].grad().defined() == want[i].grad().defined());
+          if (got[i].grad().defined())
+            require_close(got[i].grad(), want[i].grad(), c.tol * 4, c.tol);
+        }
+      }
+    }
   }
 }
 

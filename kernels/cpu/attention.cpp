@@ -6,6 +6,7 @@
 #include "kernels/cpu/gemm.hpp"
 #include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
+#include "kernels/cpu/row_reduce.hpp"
 #include "kernels/fast_math.hpp"
 
 // One (batch, head) matrix at a time, each on one thread, the products on gemm_one; the softmax
@@ -138,19 +139,13 @@ void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal, C scale) {
   for (int64_t r = 0; r < blk.rows; ++r) {
     C* row = p + r * sk;
     const int64_t n = causal ? std::min(blk.begin + r + 1, sk) : sk;
-    C m = kMasked;
-#pragma omp simd reduction(max : m)
-    for (int64_t j = 0; j < blk.keys; ++j) {
-      row[j] = j < n ? row[j] * scale : kMasked;
-      m = row[j] > m ? row[j] : m;
-    }
-    C s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < blk.keys; ++j) {
-      row[j] = fast_exp(row[j] - m);  // exactly 0 for masked keys
-      s += row[j];
-    }
-    const C inv = C(1) / s;
+#pragma omp simd
+    for (int64_t j = 0; j < blk.keys; ++j) row[j] = j < n ? row[j] * scale : kMasked;
+    const C m = row_max(row, blk.keys);
+#pragma omp simd
+    for (int64_t j = 0; j < blk.keys; ++j) row[j] = fast_exp(row[j] - m);  // 0 for masked keys
+    const C inv = C(1) / row_sum(
+                             blk.keys, [](auto e) { return e; }, row);
 #pragma omp simd
     for (int64_t j = 0; j < blk.keys; ++j) row[j] *= inv;
     std::fill(row + blk.keys, row + sk, C(0));
@@ -231,9 +226,8 @@ void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Te
         for (int64_t r = 0; r < blk.rows; ++r) {
           C* row = S + r * sk;
           const C* pr = P + (blk.begin + r) * sk;
-          C dot = 0;
-#pragma omp simd reduction(+ : dot)
-          for (int64_t j = 0; j < blk.keys; ++j) dot += pr[j] * row[j];
+          const C dot = row_sum(
+              blk.keys, [](auto p, auto dp) { return p * dp; }, pr, row);
 #pragma omp simd
           for (int64_t j = 0; j < blk.keys; ++j) row[j] = C(scale) * pr[j] * (row[j] - dot);
           std::fill(row + blk.keys, row + sk, C(0));  // read by key blocks when sq < sk

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
+#include "kernels/cpu/row_reduce.hpp"
 
 namespace optimi::kernels::cpu {
 namespace {
@@ -18,17 +19,17 @@ void forward(const T* x, const compute_t<T>* w, const compute_t<T>* b, compute_t
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
-    C sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < cols; ++j) sum += load(xr[j]);
-    const C mu = sum / C(cols);
+    const C mu = row_sum(
+                     cols, [](auto v) { return v; }, xr) /
+                 C(cols);
     // Two passes: the centred sum of squares does not cancel catastrophically.
-    C sq = 0;
-#pragma omp simd reduction(+ : sq)
-    for (int64_t j = 0; j < cols; ++j) {
-      const C d = load(xr[j]) - mu;
-      sq += d * d;
-    }
+    const C sq = row_sum(
+        cols,
+        [mu](auto v) {
+          const auto d = v - mu;
+          return d * d;
+        },
+        xr);
     const C rs = C(1) / std::sqrt(sq / C(cols) + eps);
     mean[r] = mu;
     rstd[r] = rs;
@@ -71,13 +72,19 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
         }
       }
       if (!dx) continue;
-      C sum_g = 0;
-      C sum_gx = 0;
-#pragma omp simd reduction(+ : sum_g, sum_gx)
-      for (int64_t j = 0; j < cols; ++j) {
-        const C g = load(gr[j]) * (w ? w[j] : C(1));
-        sum_g += g;
-        sum_gx += g * (load(xr[j]) - mu) * rs;
+      // g = dy * weight; xhat = (x - mu) * rs.
+      C sum_g, sum_gx;
+      if (w) {
+        sum_g = row_sum(
+            cols, [](auto g, auto wj) { return g * wj; }, gr, w);
+        sum_gx = row_sum(
+            cols, [mu, rs](auto g, auto x, auto wj) { return g * wj * ((x - mu) * rs); }, gr, xr,
+            w);
+      } else {
+        sum_g = row_sum(
+            cols, [](auto g) { return g; }, gr);
+        sum_gx = row_sum(
+            cols, [mu, rs](auto g, auto x) { return g * ((x - mu) * rs); }, gr, xr);
       }
       const C a = sum_g / C(cols);
       const C c = sum_gx / C(cols);

@@ -16,9 +16,10 @@ constexpr int64_t kParallelGrain = 1
 
 // Runs `region` as an OpenMP parallel region when `parallel`, else on this thread alone; `omp for`
 // loops inside it share out or run whole accordingly (serially, they bind to the caller's team:
-// call this from outside any worksharing loop; kernels called inside one use plain loops). Not the same as `omp parallel if`: a region
-// that code inside a serialised region opens (a threaded GEMM, Eigen's) is a nested one, and
-// libgomp starts fresh threads for every nested team, about 50 us each time.
+// call this from outside any worksharing loop; kernels called inside one use plain loops). Not the
+// same as `omp parallel if`: a region that code inside a serialised region opens (a threaded GEMM,
+// Eigen's) is a nested one, and libgomp starts fresh threads for every nested team, about 50 us
+// each time.
 template <class Region>
 void parallel_region_if(bool parallel, Region&& region) {
   if (parallel) {

@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
+#include "kernels/cpu/row_reduce.hpp"
 #include "kernels/fast_math.hpp"
 
 namespace optimi::kernels::cpu {
@@ -38,17 +39,19 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
     const int64_t* t = targets.data<int64_t>();
     C* out_lse = lse.data<C>();
     std::vector<double> row_loss(rows);
-#pragma omp parallel for if (rows * classes >= kParallelGrain)
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* xr = x + r * classes;
-      C m = -std::numeric_limits<C>::infinity();
-#pragma omp simd reduction(max : m)
-      for (int64_t j = 0; j < classes; ++j) m = load(xr[j]) > m ? load(xr[j]) : m;
-      C s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < classes; ++j) s += fast_exp(load(xr[j]) - m);
-      out_lse[r] = m + std::log(s);
-      row_loss[r] = double(out_lse[r]) - double(load(xr[t[r]]));
+#pragma omp parallel if (rows * classes >= kParallelGrain)
+    {
+      std::vector<C> exps(classes);
+#pragma omp for
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* xr = x + r * classes;
+        const C m = row_max(xr, classes);
+#pragma omp simd
+        for (int64_t j = 0; j < classes; ++j) exps[j] = fast_exp(load(xr[j]) - m);
+        out_lse[r] = m + std::log(row_sum(
+                             classes, [](auto e) { return e; }, exps.data()));
+        row_loss[r] = double(out_lse[r]) - double(load(xr[t[r]]));
+      }
     }
     total = chunked_sum(rows, [&](int64_t begin, int64_t end) {
       double s = 0;

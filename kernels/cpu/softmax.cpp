@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
+#include "kernels/cpu/row_reduce.hpp"
 #include "kernels/fast_math.hpp"
 
 namespace optimi::kernels::cpu {
@@ -21,25 +22,16 @@ void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = x + r * n;
       T* yr = y + r * n;
-      C m = -std::numeric_limits<C>::infinity();
-#pragma omp simd reduction(max : m)
-      for (int64_t j = 0; j < n; ++j) {
-        buf[j] = load(xr[j]);
-        m = buf[j] > m ? buf[j] : m;
-      }
-      C s = 0;
+      const C m = row_max(xr, n);
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) buf[j] = fast_exp(load(xr[j]) - m);
+      const C s = row_sum(
+          n, [](auto e) { return e; }, buf.data());
       if (log) {
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < n; ++j) s += fast_exp(buf[j] - m);
         const C shift = m + std::log(s);
 #pragma omp simd
-        for (int64_t j = 0; j < n; ++j) yr[j] = store<T>(buf[j] - shift);
+        for (int64_t j = 0; j < n; ++j) yr[j] = store<T>(load(xr[j]) - shift);
       } else {
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < n; ++j) {
-          buf[j] = fast_exp(buf[j] - m);
-          s += buf[j];
-        }
         const C inv = C(1) / s;
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) yr[j] = store<T>(buf[j] * inv);
@@ -97,15 +89,14 @@ void backward_last_dim(const T* g, const T* y, T* dx, int64_t rows, int64_t n, b
     const T* gr = g + r * n;
     const T* yr = y + r * n;
     T* dr = dx + r * n;
-    C acc = 0;
     if (log) {
-#pragma omp simd reduction(+ : acc)
-      for (int64_t j = 0; j < n; ++j) acc += load(gr[j]);
+      const C acc = row_sum(
+          n, [](auto gj) { return gj; }, gr);
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) dr[j] = store<T>(load(gr[j]) - fast_exp(load(yr[j])) * acc);
     } else {
-#pragma omp simd reduction(+ : acc)
-      for (int64_t j = 0; j < n; ++j) acc += load(gr[j]) * load(yr[j]);
+      const C acc = row_sum(
+          n, [](auto gj, auto yj) { return gj * yj; }, gr, yr);
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) dr[j] = store<T>(load(yr[j]) * (load(gr[j]) - acc));
     }
