@@ -11,8 +11,9 @@
 // dimension becomes a flat loop the compiler vectorises.
 namespace optimi::kernels::cpu {
 
-constexpr int64_t kParallelGrain = 1
-                                   << 15;  // elements below which threads cost more than they save
+// Elements below which threads cost more than they save: with 2 threads the MiniLM seed step
+// (rows of 20, [512, 20] activations) ran 9-11% faster at 8192 than at 32768.
+constexpr int64_t kParallelGrain = int64_t(1) << 13;
 
 // Runs `region` as an OpenMP parallel region when `parallel`, else on this thread alone; `omp for`
 // loops inside it share out or run whole accordingly (serially, they bind to the caller's team:
