@@ -143,3 +143,38 @@ TEST_CASE("anomaly mode names the first op that produced NaN or Inf", "[autograd
   }
   CHECK_FALSE(detect_anomaly_enabled());
 }
+
+TEST_CASE("gradients of parts of a tensor add into one buffer", "[autograd]") {
+  // The parts of a split (q, k and v of a fused projection) each add into x's pending gradient.
+  Tensor x = Tensor::ones({4, 6}).requires_grad_();
+  Tensor h = x * 1.0;
+  std::vector<Tensor> parts = split(h, 2, 1);
+  (parts[0] * 1.0 + parts[1] * 2.0 + parts[2] * 3.0).sum().backward();
+  REQUIRE(x.grad().to_vector<float>() == std::vector<float>{1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3,
+                                                            1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3});
+
+  // Overlapping parts, selects and strided slices add up too.
+  Tensor y = Tensor::ones({3, 4}).requires_grad_();
+  Tensor g = y * 1.0;
+  (g.slice(0, 0, 2) * 2.0).sum().backward();
+  REQUIRE(y.grad().to_vector<float>() == std::vector<float>{2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0});
+  Tensor z = Tensor::ones({3, 4}).requires_grad_();
+  Tensor zh = z * 1.0;
+  (zh.slice(0, 0, 2).sum() + zh.slice(0, 1, 3).sum() * 10.0 + zh.select(1, 3).sum() * 100.0 +
+   zh.slice(1, 0, 4, 2).sum() * 1000.0)
+      .backward();
+  REQUIRE(z.grad().to_vector<float>() == std::vector<float>{1001, 1, 1001, 101,     //
+                                                            1011, 11, 1011, 111,    //
+                                                            1010, 10, 1010, 110});  //
+}
+
+TEST_CASE("a part's gradient never writes into a gradient another input holds", "[autograd]") {
+  // Add hands one gradient tensor to both its inputs: h's pending gradient is then shared with
+  // t's, and the slice of h must add into a copy.
+  Tensor x = Tensor::ones({3, 2}).requires_grad_();
+  Tensor t = Tensor::ones({3, 2}).requires_grad_();
+  Tensor h = x * 1.0;
+  ((h + t).sum() + (h.slice(0, 0, 2) * 3.0).sum()).backward();
+  REQUIRE(t.grad().to_vector<float>() == std::vector<float>(6, 1.0f));
+  REQUIRE(x.grad().to_vector<float>() == std::vector<float>{4, 4, 4, 4, 1, 1});
+}

@@ -85,6 +85,27 @@ struct FunctionNode final : Node {
   std::vector<InputMeta> inputs_;
 };
 
+// The backward of a recorded op of one input that adds into that input's pending gradient.
+struct AccumulatingNode final : Node {
+  AccumulatingNode(const char* op, AccumulateFn fn) : op_(op), fn_(std::move(fn)) {}
+
+  std::vector<Tensor> apply(const Tensor& grad_output) override {
+    Tensor slot;
+    accumulate(grad_output, slot);
+    return {slot};
+  }
+  bool accumulates_in_place() const override { return true; }
+  void accumulate(const Tensor& grad_output, Tensor& slot) override {
+    fn_(grad_output, slot);
+    if (anomaly_mode) check_finite(slot, op_, "backward");
+  }
+  std::string name() const override { return op_; }
+
+ private:
+  const char* op_;
+  AccumulateFn fn_;
+};
+
 // Sums a leaf's gradient contributions into .grad, then runs its post-accumulate-grad hooks.
 struct AccumulateGrad final : Node {
   explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
@@ -153,6 +174,21 @@ void record(const char* op, const std::vector<Tensor>& inputs, Tensor& output,
   out->requires_grad = true;
 }
 
+void record_accumulating(const char* op, const Tensor& input, Tensor& output,
+                         AccumulateFn accumulate) {
+  if (!grad_enabled || !input.defined() || !input.requires_grad()) return;
+  if (anomaly_mode) {
+    NoGradGuard no_grad;
+    check_finite(output, op, "forward");
+  }
+  auto node = std::make_shared<AccumulatingNode>(op, std::move(accumulate));
+  node->sequence_nr = next_sequence_nr++;
+  node->next_edges.push_back({grad_edge(input)});
+  TensorImpl* out = output.impl();
+  out->grad_fn = std::move(node);
+  out->requires_grad = true;
+}
+
 void run_backward(const Tensor& root, const Tensor& seed) {
   std::shared_ptr<Node> root_node = grad_edge(root);
   if (!root_node) return;
@@ -205,6 +241,19 @@ void run_backward(const Tensor& root, const Tensor& seed) {
     ready.pop();
     Tensor grad = std::move(pending[node.get()]);
     pending.erase(node.get());
+    if (node->accumulates_in_place()) {
+      const std::shared_ptr<Node>& next = node->next_edges[0].node;
+      Tensor& slot = pending[next.get()];
+      // Add in place only into a gradient nobody else holds or views (backward may hand one
+      // tensor to several inputs).
+      if (slot.defined() && (slot.impl_ptr().use_count() != 1 || slot.storage().use_count() != 1))
+        slot = slot.clone();
+      node->accumulate(grad, slot);
+      grad = Tensor();
+      node->release_saved();
+      edge_done(next);
+      continue;
+    }
     std::vector<Tensor> grads = node->apply(grad);
     grad = Tensor();
     node->release_saved();

@@ -31,6 +31,27 @@ Tensor recorded_view(const char* op, const Tensor& self, int64_t offset, Shape s
   return out;
 }
 
+// A view of part of `self` (slice, select), which `part` picks out of a tensor shaped like self.
+// Backward adds the view's gradient into that part of self's pending gradient: the parts of a
+// split (a fused q/k/v projection) fill one buffer instead of each making a zero tensor of the
+// whole that the engine then sums.
+template <class Part>
+Tensor recorded_part(const char* op, const Tensor& self, int64_t offset, Shape shape, Shape strides,
+                     Part part) {
+  Tensor out = make_view(self, offset, std::move(shape), std::move(strides));
+  autograd::record_accumulating(
+      op, self, out, [input_shape = self.shape(), part](const Tensor& grad, Tensor& slot) {
+        if (!slot.defined()) {
+          slot = Tensor::zeros(input_shape, grad.dtype(), grad.device());
+          part(slot).copy_(grad);
+        } else {
+          Tensor region = part(slot);
+          region.copy_(region + grad);
+        }
+      });
+  return out;
+}
+
 // Resolves one -1 entry and checks that `shape` holds exactly `numel` elements.
 Shape infer_shape(const char* op, const Shape& input, Shape shape) {
   int64_t numel = shape_numel(input);
@@ -187,14 +208,10 @@ Tensor Tensor::slice(int64_t dim, int64_t start, int64_t end, int64_t step) cons
   Shape strides = this->strides();
   shape[size_t(dim)] = (end - start + step - 1) / step;
   strides[size_t(dim)] *= step;
-  return recorded_view("slice", *this, offset() + start * this->strides()[size_t(dim)],
-                       std::move(shape), std::move(strides),
-                       [input_shape = this->shape(), dim, start, end, step](
-                           const Tensor& grad, const std::vector<bool>&) {
-                         Tensor g = Tensor::zeros(input_shape, grad.dtype(), grad.device());
-                         g.slice(dim, start, end, step).copy_(grad);
-                         return std::vector<Tensor>{g};
-                       });
+  return recorded_part(
+      "slice", *this, offset() + start * this->strides()[size_t(dim)], std::move(shape),
+      std::move(strides),
+      [dim, start, end, step](const Tensor& g) { return g.slice(dim, start, end, step); });
 }
 
 Tensor Tensor::select(int64_t dim, int64_t index) const {
@@ -211,14 +228,9 @@ Tensor Tensor::select(int64_t dim, int64_t index) const {
   Shape strides = this->strides();
   shape.erase(shape.begin() + dim);
   strides.erase(strides.begin() + dim);
-  return recorded_view(
-      "select", *this, offset() + index * this->strides()[size_t(dim)], std::move(shape),
-      std::move(strides),
-      [input_shape = this->shape(), dim, index](const Tensor& grad, const std::vector<bool>&) {
-        Tensor g = Tensor::zeros(input_shape, grad.dtype(), grad.device());
-        g.select(dim, index).copy_(grad);
-        return std::vector<Tensor>{g};
-      });
+  return recorded_part("select", *this, offset() + index * this->strides()[size_t(dim)],
+                       std::move(shape), std::move(strides),
+                       [dim, index](const Tensor& g) { return g.select(dim, index); });
 }
 
 Tensor Tensor::unsqueeze(int64_t dim) const {

@@ -54,6 +54,11 @@ struct Node {
   // Drops saved activations once backward has used them.
   virtual void release_saved() {}
   virtual bool is_accumulator() const { return false; }
+  // Nodes of one input may add their input's gradient into the gradient already pending for it
+  // (`slot`, undefined when none is, private to the engine) instead of returning a whole tensor
+  // to be summed: a view of part of its input then touches only that part.
+  virtual bool accumulates_in_place() const { return false; }
+  virtual void accumulate(const Tensor& /*grad_output*/, Tensor& /*slot*/) {}
 
   std::vector<Edge> next_edges;
   uint64_t sequence_nr = 0;
@@ -68,6 +73,12 @@ using BackwardFn =
 // Returned gradients are cast to each input's dtype. Capture only what backward needs: captured
 // tensors are released as soon as the node has run.
 void record(const char* op, const std::vector<Tensor>& inputs, Tensor& output, BackwardFn backward);
+
+// The same for an op of one input whose backward adds into that input's pending gradient (see
+// Node::accumulate); `slot` is undefined for the first contribution.
+using AccumulateFn = std::function<void(const Tensor& grad_output, Tensor& slot)>;
+void record_accumulating(const char* op, const Tensor& input, Tensor& output,
+                         AccumulateFn accumulate);
 bool any_requires_grad(const std::vector<Tensor>& inputs);
 
 // Runs backward from `root` seeded with `grad`.
