@@ -248,17 +248,24 @@ void pack_unit_lines(const uint32_t* x, int64_t stride, int64_t lines, int64_t w
 template <class K>
 void pack_a(MatrixRef<typename K::Elem> a, bool unit_rows, int64_t mc, int64_t k, int64_t steps,
             uint32_t* out) {
+  if (a.row_stride == 1) {
+    // Rows adjacent in memory: step by step, all groups from one contiguous stretch (group by
+    // group, every step would touch a new line, one depth stride from the last: a cache miss).
+    for (int64_t p = 0; p < steps; ++p) {
+      for (int64_t g = 0; g < mc; g += kMr) {
+        const int64_t mr = std::min(kMr, mc - g);
+        const __mmask16 group = lanes(mr);
+        _mm512_mask_storeu_epi32(out + g * steps + p * mr, group,
+                                 K::adjacent_units(a.data + g, a.col_stride, p, k, group));
+      }
+    }
+    return;
+  }
   for (int64_t g = 0; g < mc; g += kMr) {
     const int64_t mr = std::min(kMr, mc - g);
     uint32_t* o = out + g * steps;
     const typename K::Elem* rows = a.data + g * a.row_stride;
-    if (a.row_stride == 1) {
-      const __mmask16 group = lanes(mr);
-      for (int64_t p = 0; p < steps; ++p) {
-        _mm512_mask_storeu_epi32(o + p * mr, group,
-                                 K::adjacent_units(rows, a.col_stride, p, k, group));
-      }
-    } else if (unit_rows) {
+    if (unit_rows) {
       pack_unit_lines(reinterpret_cast<const uint32_t*>(rows), a.row_stride / kElemsPerUnit<K>, mr,
                       mr, steps, o, mr);
     } else {
