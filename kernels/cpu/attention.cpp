@@ -144,8 +144,7 @@ void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal, C scale) {
     const C m = row_max(row, blk.keys);
 #pragma omp simd
     for (int64_t j = 0; j < blk.keys; ++j) row[j] = fast_exp(row[j] - m);  // 0 for masked keys
-    const C inv = C(1) / row_sum(
-                             blk.keys, [](auto e) { return e; }, row);
+    const C inv = C(1) / row_total(row, blk.keys);
 #pragma omp simd
     for (int64_t j = 0; j < blk.keys; ++j) row[j] *= inv;
     std::fill(row + blk.keys, row + sk, C(0));

@@ -19,9 +19,7 @@ void forward(const T* x, const compute_t<T>* w, const compute_t<T>* b, compute_t
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
-    const C mu = row_sum(
-                     cols, [](auto v) { return v; }, xr) /
-                 C(cols);
+    const C mu = row_total(xr, cols) / C(cols);
     // Two passes: the centred sum of squares does not cancel catastrophically.
     const C sq = row_sum(
         cols,
@@ -81,8 +79,7 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
             cols, [mu, rs](auto g, auto x, auto wj) { return g * wj * ((x - mu) * rs); }, gr, xr,
             w);
       } else {
-        sum_g = row_sum(
-            cols, [](auto g) { return g; }, gr);
+        sum_g = row_total(gr, cols);
         sum_gx = row_sum(
             cols, [mu, rs](auto g, auto x) { return g * ((x - mu) * rs); }, gr, xr);
       }

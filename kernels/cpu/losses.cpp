@@ -48,8 +48,7 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
         const C m = row_max(xr, classes);
 #pragma omp simd
         for (int64_t j = 0; j < classes; ++j) exps[j] = fast_exp(load(xr[j]) - m);
-        out_lse[r] = m + std::log(row_sum(
-                             classes, [](auto e) { return e; }, exps.data()));
+        out_lse[r] = m + std::log(row_total(exps.data(), classes));
         row_loss[r] = double(out_lse[r]) - double(load(xr[t[r]]));
       }
     }

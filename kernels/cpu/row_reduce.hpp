@@ -78,6 +78,13 @@ auto row_sum(int64_t n, F f, const In*... in) {
   }
 }
 
+// Σ_j x_j.
+template <class T>
+compute_t<T> row_total(const T* x, int64_t n) {
+  return row_sum(
+      n, [](auto v) { return v; }, x);
+}
+
 // The largest element of a row (-inf when it is empty; NaNs are skipped, as by `x > m ? x : m`).
 template <class T>
 compute_t<T> row_max(const T* x, int64_t n) {

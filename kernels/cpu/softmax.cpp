@@ -25,8 +25,7 @@ void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
       const C m = row_max(xr, n);
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) buf[j] = fast_exp(load(xr[j]) - m);
-      const C s = row_sum(
-          n, [](auto e) { return e; }, buf.data());
+      const C s = row_total(buf.data(), n);
       if (log) {
         const C shift = m + std::log(s);
 #pragma omp simd
@@ -90,8 +89,7 @@ void backward_last_dim(const T* g, const T* y, T* dx, int64_t rows, int64_t n, b
     const T* yr = y + r * n;
     T* dr = dx + r * n;
     if (log) {
-      const C acc = row_sum(
-          n, [](auto gj) { return gj; }, gr);
+      const C acc = row_total(gr, n);
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) dr[j] = store<T>(load(gr[j]) - fast_exp(load(yr[j])) * acc);
     } else {
