@@ -10,8 +10,9 @@
 #include <optimi/optimi.hpp>
 
 // Helpers of the [cuda] tests, which compare every CUDA result with the CPU result for the same
-// inputs. CTest runs them as one test, `cuda`, through tests/cuda_suite.cpp, which reports a skip
-// when there is no device; OPTIMI_REQUIRE_CUDA covers running `optimi_tests "[cuda]"` by hand.
+// inputs. CTest runs them as one test, `cuda_suite_needs_a_gpu`, through tests/cuda_suite.cpp,
+// which reports a skip when there is no device; OPTIMI_REQUIRE_CUDA covers running `optimi_tests
+// "[cuda]"` by hand.
 namespace optimi::testing {
 
 #define OPTIMI_REQUIRE_CUDA()             \

@@ -1,5 +1,5 @@
 // Every op on CUDA against the CPU for the same inputs, forward and backward. Needs a device; CTest
-// runs these as the `cuda` test (label cuda), which is skipped without one.
+// runs these as the `cuda_suite_needs_a_gpu` test (label cuda), which is skipped without one.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <vector>

@@ -1,6 +1,7 @@
 // The optimizers' multi-tensor CUDA kernels against the CPU loops (same trajectories), gradient
 // release on the device, the caching allocator, and the utilities with a CUDA device. Needs a
-// device; CTest runs these as the `cuda` test (label cuda), which is skipped without one.
+// device; CTest runs these as the `cuda_suite_needs_a_gpu` test (label cuda), skipped without
+// one.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <stdexcept>

@@ -96,9 +96,11 @@ struct Fp32Fma {
     for (int i = 0; i < M; ++i) acc0[i] = start0, acc1[i] = start1, half1[i] = half_start1;
     for (int64_t p = 0; p < steps; ++p) {
       const uint32_t* bs = b + p * b_row;
-      __m512 b0 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask0, bs));
-      __m512 b1 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask1, bs + 16));
-      __m256 h1 = _mm256_castsi256_ps(_mm256_maskz_loadu_epi32(__mmask8(mask1), bs + 16));
+      const __m512 b0 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask0, bs));
+      __m512 b1;
+      __m256 h1;
+      if constexpr (kTail == 16) b1 = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask1, bs + 16));
+      if constexpr (kTail == 8) h1 = _mm256_maskz_loadu_ps(__mmask8(mask1), bs + 16);
 #pragma GCC unroll 14
       for (int i = 0; i < M; ++i) {
         __m512 ai = _mm512_castsi512_ps(_mm512_set1_epi32(int(a_unit<M, kPacked>(a, a_row, p, i))));
@@ -154,9 +156,11 @@ struct Bf16Dot {
     for (int i = 0; i < M; ++i) acc0[i] = start0, acc1[i] = start1, half1[i] = half_start1;
     for (int64_t p = 0; p < steps; ++p) {
       const uint32_t* bs = b + p * b_row;
-      __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(mask0, bs);
-      __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(mask1, bs + 16);
-      __m256bh h1 = (__m256bh)_mm256_maskz_loadu_epi32(__mmask8(mask1), bs + 16);
+      const __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(mask0, bs);
+      __m512bh b1;
+      __m256bh h1;
+      if constexpr (kTail == 16) b1 = (__m512bh)_mm512_maskz_loadu_epi32(mask1, bs + 16);
+      if constexpr (kTail == 8) h1 = (__m256bh)_mm256_maskz_loadu_epi32(__mmask8(mask1), bs + 16);
 #pragma GCC unroll 14
       for (int i = 0; i < M; ++i) {
         __m512i unit = _mm512_set1_epi32(int(a_unit<M, kPacked>(a, a_row, p, i)));

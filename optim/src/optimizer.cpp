@@ -17,7 +17,6 @@ bool low_precision(DType d) {
   return d == DType::BFloat16 || d == DType::Float16;
 }
 
-// optimi's base checks (spec 1.1), after each optimizer's own; resolves max_lr.
 // Fully decoupled weight decay is not scaled by the lr: one warning for the largest value of
 // concern across groups (spec 1.2).
 void warn_high_weight_decay(const detail::CommonOptions& c,
