@@ -75,6 +75,15 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias) {
   }
   OPTIMI_ROUTE(device, gemm(a, b, c, bias));
 }
+void gemm_concurrent(const std::vector<GemmProduct>& products) {
+  bool on_cpu = true;
+  for (const GemmProduct& p : products) {
+    on_cpu = common_device("matmul", {&p.c, &p.a, &p.b, &p.bias}).is_cpu() && on_cpu &&
+             p.a.shape().back() > 0;
+  }
+  if (on_cpu) return cpu::gemm_concurrent(products);
+  for (GemmProduct p : products) gemm(p.a, p.b, p.c, p.bias);
+}
 
 void index_select(const Tensor& src, int64_t dim, const Tensor& index, Tensor& out) {
   OPTIMI_ROUTE(common_device("index_select", {&out, &src, &index}),

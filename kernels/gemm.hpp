@@ -1,5 +1,7 @@
 #pragma once
 
+#include <vector>
+
 #include "optimi/tensor.hpp"
 
 // Device-neutral GEMM: the CPU kernels or cuBLAS, by the tensors' device.
@@ -12,5 +14,15 @@ namespace optimi::kernels {
 // linear layer's). All share one floating-point dtype, one device and one batch shape.
 // Accumulates in float32 (float64 for float64) and rounds 16-bit results once on store.
 void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias = Tensor());
+
+// One product for gemm_concurrent, with gemm's arguments.
+struct GemmProduct {
+  Tensor a, b, c, bias;
+};
+
+// Independent products (none reads another's output), each as gemm computes it. The CPU runs
+// them side by side, a thread each, when every one alone is too small to share out among threads
+// (a linear layer's input and weight gradients); other devices run them in turn.
+void gemm_concurrent(const std::vector<GemmProduct>& products);
 
 }  // namespace optimi::kernels

@@ -1,3 +1,5 @@
+#include <omp.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <optimi/optimi.hpp>
@@ -5,6 +7,7 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "kernels/gemm.hpp"
 
 using namespace optimi;
 using Catch::Matchers::Contains;
@@ -133,7 +136,11 @@ TEST_CASE("16-bit and float32 products stay close to float64", "[matmul]") {
         // Column-major right operands are packed the same way, 16 columns at a time: a partial
         // last panel (50 = 32 + 18 columns) and one with no right half (12 columns).
         {randn({33, 64}), randn({50, 64}).transpose(0, 1)},
-        {randn({20, 40}), randn({12, 40}).transpose(0, 1)}};
+        {randn({20, 40}), randn({12, 40}).transpose(0, 1)},
+        // A column-major left operand against few columns (weight gradients g^T x) is computed
+        // as the transposed product and transposed back: one thread, and threaded.
+        {randn({300, 90}).transpose(0, 1), randn({300, 20})},
+        {randn({512, 256}).transpose(0, 1), randn({512, 20})}};
     for (const auto& [a, b] : cases) {
       INFO(shape_str(a.shape()) << " @ " << shape_str(b.shape()));
       Tensor c = matmul(a, b);
@@ -197,4 +204,60 @@ TEST_CASE("bfloat16 matmul gradients stay close to float64", "[matmul]") {
   CHECK(a.grad().dtype() == DType::BFloat16);
   CHECK(close(a.grad().to_vector<double>(), a64.grad().to_vector<double>(), 1e-2, 5e-2));
   CHECK(close(b.grad().to_vector<double>(), b64.grad().to_vector<double>(), 1e-2, 5e-2));
+}
+
+TEST_CASE("gemm_concurrent gives what gemm gives one product at a time", "[matmul]") {
+  manual_seed(7);
+  for (DType dtype : {DType::Float32, DType::BFloat16, DType::Float16, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    auto randn = [dtype](const Shape& shape) { return Tensor::randn(shape, dtype); };
+    auto empty = [dtype](const Shape& shape) { return Tensor::empty(shape, dtype); };
+    // Eigen (float64, float16) blocks a product's depth by its thread count, so a product on a
+    // thread of its own may round differently: up to a unit in the last place.
+    const double rtol = dtype == DType::Float64   ? 1e-13
+                        : dtype == DType::Float32 ? 1e-6
+                        : dtype == DType::Float16 ? 1e-3
+                                                  : 8e-3;
+    // A linear layer's input and weight gradients (run side by side), then a batch, a bias, and
+    // an empty depth (the bias alone) among more products than threads.
+    const Tensor g = randn({512, 60}), w = randn({60, 20}), x = randn({512, 20});
+    const std::vector<kernels::GemmProduct> products = {
+        {g, w, empty({512, 20}), Tensor()},
+        {g.transpose(0, 1), x, empty({60, 20}), Tensor()},
+        {randn({4, 30, 20}), randn({4, 20, 50}), empty({4, 30, 50}), Tensor()},
+        {randn({64, 40}), randn({40, 24}).transpose(0, 1).contiguous().transpose(0, 1),
+         empty({64, 24}), randn({24})},
+        {randn({8, 0}), randn({0, 5}), empty({8, 5}), randn({5})}};
+    for (size_t count : {size_t(2), products.size()}) {
+      const std::vector<kernels::GemmProduct> some(products.begin(), products.begin() + count);
+      kernels::gemm_concurrent(some);
+      for (const kernels::GemmProduct& p : some) {
+        INFO(shape_str(p.a.shape()) << " @ " << shape_str(p.b.shape()));
+        Tensor want = empty(p.c.shape());
+        kernels::gemm(p.a, p.b, want, p.bias);
+        CHECK(close(p.c.to_vector<double>(), want.to_vector<double>(), rtol, rtol));
+      }
+    }
+  }
+}
+
+TEST_CASE("each thread of the caller's own parallel region runs a product of its own", "[matmul]") {
+  // The kernels' worksharing loops must not bind to the caller's team: that would share one
+  // thread's product out to threads that are running another.
+  manual_seed(8);
+  constexpr int kThreads = 2;
+  std::vector<Tensor> a, b, c;
+  for (int t = 0; t < kThreads; ++t) {
+    a.push_back(Tensor::randn({40 + 10 * t, 30}));
+    b.push_back(Tensor::randn({30, 20}));
+    c.push_back(Tensor::empty({40 + 10 * t, 20}));
+  }
+#pragma omp parallel num_threads(kThreads)
+  {
+    const int t = omp_get_thread_num();
+    kernels::gemm(a[size_t(t)], b[size_t(t)], c[size_t(t)]);
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    CHECK(close(c[size_t(t)].to_vector<double>(), naive(a[size_t(t)], b[size_t(t)]), 1e-5, 1e-5));
+  }
 }

@@ -121,15 +121,26 @@ bool parallel_over_batch(const Problem& p) {
   return p.batch > 1 && (p.batch >= omp_get_max_threads() || p.m * p.n * p.k < kBigGemm);
 }
 
+// Runs f(i) for every matrix i < count: shared out among threads when `parallel`, else in a plain
+// loop. (Not parallel_region_if: a worksharing loop in a serialised region binds to the team the
+// caller is in, and under gemm_concurrent each thread of that team runs a different product.)
+template <class F>
+void for_each_matrix(int64_t count, bool parallel, F&& f) {
+  if (parallel) {
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t i = 0; i < count; ++i) f(i);
+  } else {
+    for (int64_t i = 0; i < count; ++i) f(i);
+  }
+}
+
+// `threaded`: may open a parallel region (Eigen threads a product itself outside of one).
 template <class T>
-void run_native(const Problem& p, const T* a, const T* b, T* c, const T* bias) {
+void run_native(const Problem& p, const T* a, const T* b, T* c, const T* bias, bool threaded) {
   MultiplyFn<T> multiply = multiply_for<T>(p.a.col_major, p.b.col_major);
-  parallel_region_if(parallel_over_batch(p), [&] {
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < p.batch; ++i) {
-      multiply(a + p.a_offsets[size_t(i)], p.a.ld, b + p.b_offsets[size_t(i)], p.b.ld,
-               c + i * p.m * p.n, p.n, p.m, p.n, p.k, bias);
-    }
+  for_each_matrix(p.batch, threaded && parallel_over_batch(p), [&](int64_t i) {
+    multiply(a + p.a_offsets[size_t(i)], p.a.ld, b + p.b_offsets[size_t(i)], p.b.ld,
+             c + i * p.m * p.n, p.n, p.m, p.n, p.k, bias);
   });
 }
 
@@ -160,8 +171,8 @@ void widened_one(const Problem& p, int64_t i, const T* a, const T* b, T* c, cons
 }
 
 template <class T>
-void run_widened(const Problem& p, const T* a, const T* b, T* c, const T* bias) {
-  if (parallel_over_batch(p)) {
+void run_widened(const Problem& p, const T* a, const T* b, T* c, const T* bias, bool threaded) {
+  if (threaded && parallel_over_batch(p)) {
 #pragma omp parallel
     {
       Widened w(p);
@@ -171,7 +182,7 @@ void run_widened(const Problem& p, const T* a, const T* b, T* c, const T* bias) 
     return;
   }
   Widened w(p);
-  for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, bias, w, true);
+  for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, bias, w, threaded);
 }
 
 // Matrix i of an operand, as gemm_avx512 takes it.
@@ -182,14 +193,11 @@ MatrixRef<T> matrix(const T* base, Layout layout, int64_t offset) {
 }
 
 template <class T>
-void run_avx512(const Problem& p, const T* a, const T* b, T* c, const T* bias) {
-  const bool over_batch = parallel_over_batch(p);
-  parallel_region_if(over_batch, [&] {
-#pragma omp for schedule(dynamic)
-    for (int64_t i = 0; i < p.batch; ++i) {
-      gemm_avx512(matrix(a, p.a, p.a_offsets[size_t(i)]), matrix(b, p.b, p.b_offsets[size_t(i)]),
-                  c + i * p.m * p.n, p.n, p.m, p.n, p.k, bias, !over_batch);
-    }
+void run_avx512(const Problem& p, const T* a, const T* b, T* c, const T* bias, bool threaded) {
+  const bool over_batch = threaded && parallel_over_batch(p);
+  for_each_matrix(p.batch, over_batch, [&](int64_t i) {
+    gemm_avx512(matrix(a, p.a, p.a_offsets[size_t(i)]), matrix(b, p.b, p.b_offsets[size_t(i)]),
+                c + i * p.m * p.n, p.n, p.m, p.n, p.k, bias, threaded && !over_batch);
   });
 }
 
@@ -209,44 +217,93 @@ void gemm_one_eigen(MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc, int64_t m
                                               nullptr);
 }
 
-}  // namespace
-
-void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c, const Tensor& bias) {
-  Tensor a = with_matrix_layout(a_in);
-  Tensor b = with_matrix_layout(b_in);
-  int64_t nd = c.dim();
+// A product ready to run: its operands, copied where they have no usable layout, and its shape.
+struct Prepared {
+  Tensor a, b;
   Problem p;
+};
+
+Prepared prepare(const Tensor& a_in, const Tensor& b_in, const Tensor& c) {
+  Prepared x{with_matrix_layout(a_in), with_matrix_layout(b_in), {}};
+  Problem& p = x.p;
+  int64_t nd = c.dim();
   p.m = c.shape()[size_t(nd - 2)];
   p.n = c.shape()[size_t(nd - 1)];
-  p.k = a.shape()[size_t(nd - 1)];
+  p.k = x.a.shape()[size_t(nd - 1)];
   p.batch = p.m * p.n == 0 ? 0 : c.numel() / (p.m * p.n);
+  if (p.batch == 0) return x;
+  p.a = layout_of(x.a);
+  p.b = layout_of(x.b);
+  p.a_offsets = matrix_offsets(x.a);
+  p.b_offsets = matrix_offsets(x.b);
+  return x;
+}
+
+// `threaded`: the product may open parallel regions; otherwise it runs on the calling thread,
+// which is inside one.
+void run(const Prepared& x, const Tensor& c, const Tensor& bias, bool threaded) {
+  const Problem& p = x.p;
   if (p.batch == 0) return;
-  p.a = layout_of(a);
-  p.b = layout_of(b);
-  p.a_offsets = matrix_offsets(a);
-  p.b_offsets = matrix_offsets(b);
+  const Tensor& a = x.a;
+  const Tensor& b = x.b;
   auto bias_of = [&](auto tag) { return bias.defined() ? bias.data<decltype(tag)>() : nullptr; };
   switch (c.dtype()) {
     case DType::Float32:
       if (avx512_gemm_available(DType::Float32)) {
-        return run_avx512(p, a.data<float>(), b.data<float>(), c.data<float>(), bias_of(float()));
+        return run_avx512(p, a.data<float>(), b.data<float>(), c.data<float>(), bias_of(float()),
+                          threaded);
       }
-      return run_native(p, a.data<float>(), b.data<float>(), c.data<float>(), bias_of(float()));
+      return run_native(p, a.data<float>(), b.data<float>(), c.data<float>(), bias_of(float()),
+                        threaded);
     case DType::Float64:
-      return run_native(p, a.data<double>(), b.data<double>(), c.data<double>(), bias_of(double()));
+      return run_native(p, a.data<double>(), b.data<double>(), c.data<double>(), bias_of(double()),
+                        threaded);
     case DType::BFloat16:
       if (avx512_gemm_available(DType::BFloat16)) {
         return run_avx512(p, a.data<bfloat16>(), b.data<bfloat16>(), c.data<bfloat16>(),
-                          bias_of(bfloat16()));
+                          bias_of(bfloat16()), threaded);
       }
       return run_widened(p, a.data<bfloat16>(), b.data<bfloat16>(), c.data<bfloat16>(),
-                         bias_of(bfloat16()));
+                         bias_of(bfloat16()), threaded);
     case DType::Float16:
       return run_widened(p, a.data<float16>(), b.data<float16>(), c.data<float16>(),
-                         bias_of(float16()));
+                         bias_of(float16()), threaded);
     default:
       throw std::invalid_argument("gemm: expected a floating-point dtype, got " +
                                   std::string(dtype_name(c.dtype())));
+  }
+}
+
+}  // namespace
+
+void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias) {
+  run(prepare(a, b, c), c, bias, /*threaded=*/true);
+}
+
+void gemm_concurrent(const std::vector<GemmProduct>& products) {
+  // Multiply-adds below which a product is better off on a thread of its own, next to another,
+  // than shared out among many (with 2 threads, side by side is faster at every MiniLM size: the
+  // seed step 15%, whose products are all below this and too small to share out evenly).
+  constexpr int64_t kSmallProduct = int64_t(1) << 24;
+  const int64_t threads = omp_get_max_threads();
+  const int64_t count = int64_t(products.size());
+  std::vector<Prepared> prepared;
+  bool all_small = true;
+  for (const GemmProduct& x : products) {
+    prepared.push_back(prepare(x.a, x.b, x.c));
+    const Problem& p = prepared.back().p;
+    all_small = all_small && p.batch * p.m * p.n * p.k < kSmallProduct;
+  }
+  const bool side_by_side =
+      count > 1 && threads > 1 && !omp_in_parallel() && (count >= threads || all_small);
+  if (!side_by_side) {
+    for (int64_t i = 0; i < count; ++i)
+      run(prepared[size_t(i)], products[size_t(i)].c, products[size_t(i)].bias, true);
+    return;
+  }
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < count; ++i) {
+    run(prepared[size_t(i)], products[size_t(i)].c, products[size_t(i)].bias, false);
   }
 }
 

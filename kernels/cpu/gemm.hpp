@@ -1,5 +1,8 @@
 #pragma once
 
+#include <vector>
+
+#include "kernels/gemm.hpp"
 #include "optimi/tensor.hpp"
 
 namespace optimi::kernels::cpu {
@@ -7,6 +10,8 @@ namespace optimi::kernels::cpu {
 // kernels::gemm on the CPU (see kernels/gemm.hpp), for k > 0: c[i] = a[i] @ b[i] (+ bias in every
 // row).
 void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias);
+// kernels::gemm_concurrent on the CPU, for products with k > 0.
+void gemm_concurrent(const std::vector<GemmProduct>& products);
 
 // One matrix in memory: element (i, j) at data[i * row_stride + j * col_stride].
 template <class T>

@@ -375,6 +375,20 @@ void run(MatrixRef<typename K::Elem> a, MatrixRef<typename K::Elem> b, typename 
     return run<K>({b.data, b.col_stride, b.row_stride}, {a.data, a.col_stride, a.row_stride}, c, m,
                   1, m, k, nullptr, threaded);
   }
+  if (K::kDepthStep == 1 && a.row_stride == 1 && a.col_stride != 1 && n < m && n <= kMc && !bias) {
+    // A column-major A (a weight gradient: g^T x, g the large one) would be packed whole, one
+    // more pass over it than the product itself; c^T = b^T a^T reads it in place as B instead
+    // (see b_in_place) and packs the small operand. The result lands transposed in scratch.
+    thread_local std::vector<typename K::Elem> c_transposed;
+    c_transposed.resize(size_t(n * m));
+    typename K::Elem* ct = c_transposed.data();
+    run<K>({b.data, b.col_stride, b.row_stride}, {a.data, a.col_stride, a.row_stride}, ct, m, n, m,
+           k, nullptr, threaded);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = ct[j * m + i];
+    }
+    return;
+  }
   const int64_t steps = (k + K::kDepthStep - 1) / K::kDepthStep;
   const int64_t panels = (n + kNr - 1) / kNr;
   const int64_t blocks_m = (m + kMc - 1) / kMc;

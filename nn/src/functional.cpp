@@ -169,15 +169,17 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
        x_shape = x.shape(), dtype = x.dtype(), rows, in, out](const Tensor& g, const Needs& needs) {
         const Tensor g2 = g.to(dtype).reshape({rows, out});
         Grads grads(needs.size());
+        std::vector<kernels::GemmProduct> products;
         if (needs[0]) {
           Tensor gx = Tensor::empty({rows, in}, dtype, g.device());
-          kernels::gemm(g2, w, gx);
+          products.push_back({g2, w, gx, Tensor()});
           grads[0] = gx.reshape(x_shape);
         }
         if (needs[1]) {
           grads[1] = Tensor::empty({out, in}, dtype, g.device());
-          kernels::gemm(g2.transpose(0, 1), x2, grads[1]);
+          products.push_back({g2.transpose(0, 1), x2, grads[1], Tensor()});
         }
+        kernels::gemm_concurrent(products);
         if (needs.size() > 2 && needs[2]) grads[2] = g2.sum(0);
         return grads;
       });
