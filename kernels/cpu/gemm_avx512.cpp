@@ -1,6 +1,7 @@
 #include "kernels/cpu/gemm_avx512.hpp"
 
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <array>
@@ -391,8 +392,17 @@ void run(MatrixRef<typename K::Elem> a, MatrixRef<typename K::Elem> b, typename 
   }
   const int64_t steps = (k + K::kDepthStep - 1) / K::kDepthStep;
   const int64_t panels = (n + kNr - 1) / kNr;
-  const int64_t blocks_m = (m + kMc - 1) / kMc;
   const int64_t blocks_n = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
+  constexpr int64_t kThreadedWork = int64_t(1) << 18;  // m*n*k below which one thread is faster
+  const int64_t threads = threaded && m * n * k >= kThreadedWork ? omp_get_max_threads() : 1;
+  // Rows per task: kMc, or fewer (whole tile groups) where kMc would leave too few tasks to share
+  // out evenly (512 rows in blocks of 168 give 2 threads 336 and 176).
+  constexpr int64_t kTasksPerThread = 4;
+  const int64_t wanted_blocks = (kTasksPerThread * threads + blocks_n - 1) / blocks_n;
+  const int64_t rows_per_block = (m + wanted_blocks - 1) / wanted_blocks;
+  const int64_t block_rows =
+      threads > 1 ? std::clamp((rows_per_block + kMr - 1) / kMr * kMr, kMr, kMc) : kMc;
+  const int64_t blocks_m = (m + block_rows - 1) / block_rows;
   // A whose depth is contiguous already holds its units in order (bfloat16 pairs too, when k and
   // the row stride are even): the tiles read it in place, with no packing. Unless its rows lie a
   // multiple of 4 KiB apart: the 14 rows a tile reads would then share one set of the L1 cache.
@@ -424,12 +434,12 @@ void run(MatrixRef<typename K::Elem> a, MatrixRef<typename K::Elem> b, typename 
   };
   auto packed_a = [&] {
     thread_local std::vector<uint32_t> a_buffer;
-    return PackedA{in_place ? nullptr : scratch(a_buffer, std::min(kMc, m) * steps)};
+    return PackedA{in_place ? nullptr : scratch(a_buffer, std::min(block_rows, m) * steps)};
   };
   auto run_task = [&](PackedA& packed, int64_t task) {
     const int64_t block = task / blocks_n;
-    const int64_t i0 = block * kMc;
-    const int64_t mc = std::min(kMc, m - i0);
+    const int64_t i0 = block * block_rows;
+    const int64_t mc = std::min(block_rows, m - i0);
     if (!in_place && block != packed.block) {
       pack_a<K>({a.data + i0 * a.row_stride, a.row_stride, a.col_stride}, unit_rows, mc, k, steps,
                 packed.data);
@@ -443,8 +453,7 @@ void run(MatrixRef<typename K::Elem> a, MatrixRef<typename K::Elem> b, typename 
   };
   const int64_t tasks = blocks_m * blocks_n;
   const int64_t panels_to_pack = b_in_place ? 0 : panels;
-  constexpr int64_t kThreadedWork = int64_t(1) << 20;  // m*n*k below which one thread is faster
-  if (threaded && m * n * k >= kThreadedWork) {
+  if (threads > 1) {
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
