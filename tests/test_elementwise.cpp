@@ -83,8 +83,9 @@ TEST_CASE("reduction values", "[elementwise][reduce]") {
   CHECK_THROWS_AS(Tensor::zeros({0}).max(), std::invalid_argument);
   CHECK_THROWS_AS(Tensor::zeros({0}).mean(), std::invalid_argument);
   // Reductions walk the kept dims in chunks of 256 columns: widths with a one-column last chunk,
-  // over a leading dim and a middle one, against a per-column loop in double.
-  for (const Shape& shape : {Shape{3, 257}, Shape{2, 3, 513}}) {
+  // over a leading dim and a middle one, against a per-column loop in double. Long reduced dims
+  // over few columns (bias gradients) are split into parts of rows: a short last part.
+  for (const Shape& shape : {Shape{3, 257}, Shape{2, 3, 513}, Shape{517, 45}, Shape{2, 300, 70}}) {
     Tensor x = Tensor::randn(shape);
     const int64_t dim = int64_t(shape.size()) - 2, inner = shape.back();
     const int64_t outer = shape.size() == 3 ? shape[0] : 1, reduced = shape[size_t(dim)];
@@ -103,6 +104,13 @@ TEST_CASE("reduction values", "[elementwise][reduce]") {
       }
     }
   }
+  // NaN wins max from any part of the rows.
+  std::vector<float> nan_in_last_part(517 * 3, 1.0f);
+  nan_in_last_part[size_t(510 * 3 + 1)] = NAN;
+  const std::vector<float> column_max =
+      Tensor::from_vector(nan_in_last_part, {517, 3}).max(0).to_vector<float>();
+  CHECK(column_max[0] == 1.0f);
+  CHECK(std::isnan(column_max[1]));
   // Ties share the gradient of max.
   Tensor t = Tensor::from_vector({2.0f, 2.0f, 1.0f}, {3}).requires_grad_();
   t.max().backward();

@@ -1,9 +1,11 @@
 #include "kernels/cpu/elementwise.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cpu/loops.hpp"
 #include "kernels/functors.hpp"
@@ -190,14 +192,25 @@ void reduce_typed(const Tensor& x, int64_t dim, Tensor& out) {
     }
   };
   // A task reduces a chunk of the inner columns of one outer slice, walking the reduced dim row
-  // by row: the loads stay contiguous and vectorise, and a reduction over the leading dim (a bias
-  // gradient) still splits across threads.
+  // by row: the loads stay contiguous and vectorise. A reduction over the leading dim into few
+  // columns (a bias gradient) would be a single task, so its rows are split into parts as well,
+  // whose partial results are combined in part order (the parts depend only on the shape, so the
+  // result does not depend on the thread count).
   constexpr int64_t kChunk = 256;
+  constexpr int64_t kWantedTasks = 8;
+  constexpr int64_t kMinPartRows = 64;
   const int64_t chunks = (r.inner + kChunk - 1) / kChunk;
+  const int64_t parts =
+      r.inner == 1 ? 1
+                   : std::clamp<int64_t>(kWantedTasks / std::max<int64_t>(r.outer * chunks, 1), 1,
+                                         std::max<int64_t>(r.reduced / kMinPartRows, 1));
+  const int64_t part_rows = (r.reduced + parts - 1) / parts;
+  std::vector<Acc> partial(parts > 1 ? size_t(r.outer * parts * r.inner) : 0);
 #pragma omp parallel for schedule(static) if (r.outer * r.reduced * r.inner >= kParallelGrain)
-  for (int64_t task = 0; task < r.outer * chunks; ++task) {
-    const int64_t b = task / chunks;
-    const int64_t j0 = (task % chunks) * kChunk;
+  for (int64_t task = 0; task < r.outer * chunks * parts; ++task) {
+    const int64_t b = task / (chunks * parts);
+    const int64_t j0 = (task / parts % chunks) * kChunk;
+    const int64_t part = task % parts;
     const int64_t nj = std::min(kChunk, r.inner - j0);
     const T* base = in + b * r.reduced * r.inner + j0;
     T* dst = o + b * r.inner + j0;
@@ -212,14 +225,29 @@ void reduce_typed(const Tensor& x, int64_t dim, Tensor& out) {
       dst[0] = store<T>(compute_t<T>(acc));
       continue;
     }
+    const int64_t k0 = part * part_rows;
+    const int64_t k1 = std::min(r.reduced, k0 + part_rows);
     Acc acc[kChunk];
-    for (int64_t j = 0; j < nj; ++j) acc[j] = kMax ? Acc(load(base[j])) : Acc(0);
-    for (int64_t k = kMax ? 1 : 0; k < r.reduced; ++k) {
+    for (int64_t j = 0; j < nj; ++j) acc[j] = kMax ? Acc(load(base[k0 * r.inner + j])) : Acc(0);
+    for (int64_t k = kMax ? k0 + 1 : k0; k < k1; ++k) {
       const T* row = base + k * r.inner;
 #pragma omp simd
       for (int64_t j = 0; j < nj; ++j) acc[j] = combine(acc[j], Acc(load(row[j])));
     }
-    for (int64_t j = 0; j < nj; ++j) dst[j] = store<T>(compute_t<T>(acc[j]));
+    if (parts == 1) {
+      for (int64_t j = 0; j < nj; ++j) dst[j] = store<T>(compute_t<T>(acc[j]));
+    } else {
+      std::copy(acc, acc + nj, partial.begin() + (b * parts + part) * r.inner + j0);
+    }
+  }
+  if (parts == 1) return;
+  for (int64_t b = 0; b < r.outer; ++b) {
+    const Acc* slice = partial.data() + b * parts * r.inner;
+    for (int64_t j = 0; j < r.inner; ++j) {
+      Acc acc = slice[j];
+      for (int64_t part = 1; part < parts; ++part) acc = combine(acc, slice[part * r.inner + j]);
+      o[b * r.inner + j] = store<T>(compute_t<T>(acc));
+    }
   }
 }
 
