@@ -12,8 +12,9 @@
 namespace optimi::kernels::cpu {
 
 // Elements below which threads cost more than they save: with 2 threads the MiniLM seed step
-// (rows of 20, [512, 20] activations) ran 9-11% faster at 8192 than at 32768.
-constexpr int64_t kParallelGrain = int64_t(1) << 13;
+// (rows of 20, [512, 20] activations, 5120-element weights) ran 9-11% faster at 8192 than at
+// 32768, and 2% faster again at 4096 (1% more at 2048).
+constexpr int64_t kParallelGrain = int64_t(1) << 12;
 
 // Runs `region` as an OpenMP parallel region when `parallel`, else on this thread alone; `omp for`
 // loops inside it share out or run whole accordingly (serially, they bind to the caller's team:
