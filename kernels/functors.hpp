@@ -182,11 +182,18 @@ struct Mish {
 constexpr double kSqrt2OverPi = 0.7978845608028654;
 constexpr double kInvSqrt2 = 0.7071067811865476;
 constexpr double kInvSqrt2Pi = 0.3989422804014327;
+// 0.5 * (1 + tanh(u)) is sigmoid(2u): one exp and one division, no cancellation near 0 (which is
+// what tanh itself needs a second polynomial for). Exactly 0 far left, where float exp would
+// overflow (fast_exp saturates instead, which would leave the backward a huge x times a tiny s).
+template <class C>
+OPTIMI_HD C gelu_tanh_sigmoid(C x) {
+  const C u = C(kSqrt2OverPi) * (x + C(0.044715) * x * x * x);
+  return u < C(-40) ? C(0) : C(1) / (C(1) + fn::exp(C(-2) * u));
+}
 struct GeluTanh {
   template <class C>
   OPTIMI_HD C operator()(C x) const {
-    C inner = C(kSqrt2OverPi) * (x + C(0.044715) * x * x * x);
-    return C(0.5) * x * (C(1) + fn::tanh(inner));
+    return x * gelu_tanh_sigmoid(x);
   }
 };
 struct GeluErf {
@@ -225,14 +232,14 @@ struct MishBackward {
     return g * (t + x * s * (C(1) - t * t));
   }
 };
+// With s = sigmoid(2u) = 0.5 * (1 + tanh(u)): d/dx [x * s] = s + 2 * s * (1 - s) * x * du/dx
+// (s * (1 - s) first: where it is 0, a huge x * du must not turn it into NaN).
 struct GeluTanhBackward {
   template <class C>
   OPTIMI_HD C operator()(C g, C x) const {
-    C x2 = x * x;
-    C inner = C(kSqrt2OverPi) * (x + C(0.044715) * x2 * x);
-    C t = fn::tanh(inner);
-    C dinner = C(kSqrt2OverPi) * (C(1) + C(3 * 0.044715) * x2);
-    return g * (C(0.5) * (C(1) + t) + C(0.5) * x * (C(1) - t * t) * dinner);
+    const C s = gelu_tanh_sigmoid(x);
+    const C du = C(kSqrt2OverPi) * (C(1) + C(3 * 0.044715) * x * x);
+    return g * (s + C(2) * s * (C(1) - s) * x * du);
   }
 };
 struct GeluErfBackward {

@@ -199,6 +199,27 @@ TEST_CASE("activation gradients", "[functional]") {
       gradcheck([](const Inputs& in) { return F::gelu(in[0], F::GeluApproximation::Tanh); }, {x}));
 }
 
+TEST_CASE("float32 tanh-GELU and its gradient follow float64 across the whole range",
+          "[functional]") {
+  // Float32 runs the fast exp in the sigmoid form; far out its exp saturates, where the value
+  // must still reach 0 (left) or x (right) and the gradient 0 or 1 without NaN.
+  const std::vector<double> points = {-1e13, -1e4, -60, -9.5, -4,  -1.3, -0.2, -1e-6, 0,
+                                      1e-6,  0.2,  1.3, 4,    9.5, 60,   1e4,  1e13};
+  auto at = [&](DType dtype) {
+    Tensor x = Tensor::from_vector(points, {int64_t(points.size())}).to(dtype).requires_grad_();
+    Tensor y = F::gelu(x, F::GeluApproximation::Tanh);
+    y.sum().backward();
+    return std::pair{y.to_vector<double>(), x.grad().to_vector<double>()};
+  };
+  const auto [y32, g32] = at(DType::Float32);
+  const auto [y64, g64] = at(DType::Float64);
+  for (size_t i = 0; i < points.size(); ++i) {
+    INFO("x = " << points[i]);
+    CHECK(y32[i] == Approx(y64[i]).epsilon(2e-6).margin(1e-30));
+    CHECK(g32[i] == Approx(g64[i]).epsilon(2e-6).margin(1e-6));
+  }
+}
+
 TEST_CASE("cross_entropy values and gradients", "[functional]") {
   Tensor logits = f64({1, 2, 3, 1, 1, 1}, {2, 3}).requires_grad_();
   Tensor targets = Tensor::from_vector(std::vector<int64_t>{2, 0}, {2});
