@@ -361,8 +361,16 @@ TEST_CASE("attention values", "[functional]") {
     Tensor vr = leaf({2, 3, 5, 3}, 25).detach();
     require_close(F::scaled_dot_product_attention(qr, kr, vr, causal),
                   reference_attention(qr, kr, vr, causal, 0.5), 1e-12, 1e-12);
-    require_close(F::scaled_dot_product_attention(qr, kr, vr, causal, 0.3),
-                  reference_attention(qr, kr, vr, causal, 0.3), 1e-12, 1e-12);
+    // Any finite scale, negative and zero included (-60: raw float32 exponents past 88); float32
+    // too (its own exp).
+    for (double scale : {0.3, -0.7, 0.0, -60.0}) {
+      INFO("scale " << scale);
+      const Tensor want = reference_attention(qr, kr, vr, causal, scale);
+      require_close(F::scaled_dot_product_attention(qr, kr, vr, causal, scale), want, 1e-12, 1e-12);
+      const Tensor f32 = F::scaled_dot_product_attention(
+          qr.to(DType::Float32), kr.to(DType::Float32), vr.to(DType::Float32), causal, scale);
+      require_close(f32, want, 1e-5, 1e-5);
+    }
   }
 }
 

@@ -130,20 +130,25 @@ void for_each_key_block(int64_t sq, int64_t sk, bool causal, F&& f) {
 }
 
 // Softmax in place over the visible keys of each row of a block of raw scores (row stride sk),
-// scaled first; under the causal mask query i sees keys j <= i and the rest become exact zeros.
-// Every row runs over the block's keys, masking the invisible ones, so that the loops have the
-// same (usually a multiple of the vector width) length for all rows.
+// scaled; under the causal mask query i sees keys j <= i and the rest become exact zeros. Every
+// row runs over the block's keys, masking the invisible ones, so that the loops have the same
+// (usually a multiple of the vector width) length for all rows. A scale >= 0 goes into the
+// exponent: max(x) * scale is max(x * scale) exactly, rounding being monotonic; a negative one
+// takes a pass of its own first.
 template <class C>
 void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal, C scale) {
-  constexpr C kMasked = -std::numeric_limits<C>::infinity();
   for (int64_t r = 0; r < blk.rows; ++r) {
     C* row = p + r * sk;
     const int64_t n = causal ? std::min(blk.begin + r + 1, sk) : sk;
+    C factor = scale;
+    if (scale < C(0)) {
 #pragma omp simd
-    for (int64_t j = 0; j < blk.keys; ++j) row[j] = j < n ? row[j] * scale : kMasked;
-    const C m = row_max(row, blk.keys);
+      for (int64_t j = 0; j < n; ++j) row[j] *= scale;
+      factor = C(1);
+    }
+    const C m = row_max(row, n) * factor;
 #pragma omp simd
-    for (int64_t j = 0; j < blk.keys; ++j) row[j] = fast_exp(row[j] - m);  // 0 for masked keys
+    for (int64_t j = 0; j < blk.keys; ++j) row[j] = j < n ? fast_exp(row[j] * factor - m) : C(0);
     const C inv = C(1) / row_total(row, blk.keys);
 #pragma omp simd
     for (int64_t j = 0; j < blk.keys; ++j) row[j] *= inv;
