@@ -141,3 +141,16 @@ TEST_CASE("element-wise errors name the op and the shapes", "[elementwise][error
   CHECK_THROWS_AS(Tensor::ones({2}).pow(NAN), std::invalid_argument);
   CHECK_THROWS_WITH(Tensor::ones({2}).max(-3), Catch::Contains("max") && Catch::Contains("-3"));
 }
+
+TEST_CASE("element-wise ops over long contiguous tensors reach every element", "[elementwise]") {
+  // One long row is split into equal chunks per thread: sizes below, at and past the split, with
+  // partial last vectors.
+  for (int64_t n : {int64_t(8191), int64_t(8192), int64_t(10240), int64_t(40961)}) {
+    INFO("n = " << n);
+    Tensor a = Tensor::arange(n).to(DType::Float32);
+    std::vector<float> got = (a * 2.0f + 1.0f).to_vector<float>();
+    bool all = true;
+    for (int64_t i = 0; i < n; ++i) all = all && got[size_t(i)] == float(2 * i + 1);
+    CHECK(all);
+  }
+}
