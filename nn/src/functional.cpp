@@ -368,10 +368,12 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     fail(op, "query, key and value must share a dtype, got " + std::string(dtype_name(q.dtype())) +
                  ", " + std::string(dtype_name(k.dtype())) + " and " +
                  std::string(dtype_name(v.dtype())));
-  const std::string shapes = "query " + shape_str(q.shape()) + ", key " + shape_str(k.shape()) +
-                             ", value " + shape_str(v.shape());
+  auto shapes = [&] {  // for messages only: formatting costs more than the checks
+    return "query " + shape_str(q.shape()) + ", key " + shape_str(k.shape()) + ", value " +
+           shape_str(v.shape());
+  };
   if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim())
-    fail(op, "query, key and value need the same number (at least 2) of dims, got " + shapes);
+    fail(op, "query, key and value need the same number (at least 2) of dims, got " + shapes());
   const int64_t nd = q.dim();
   const Shape& qs = q.shape();
   const Shape& ks = k.shape();
@@ -379,7 +381,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   if (!std::equal(qs.begin(), qs.end() - 2, ks.begin()) ||
       !std::equal(qs.begin(), qs.end() - 2, vs.begin()) || qs[nd - 1] != ks[nd - 1] ||
       ks[nd - 2] != vs[nd - 2])
-    fail(op, "incompatible shapes: " + shapes);
+    fail(op, "incompatible shapes: " + shapes());
   const double s = scale.value_or(1.0 / std::sqrt(double(qs[nd - 1])));
   if (!std::isfinite(s)) fail(op, "scale must be finite, got " + std::to_string(s));
 
