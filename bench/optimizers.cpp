@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "optimi/cuda.hpp"
 #include "optimi/optim.hpp"
 #include "optimi/random.hpp"
@@ -56,12 +57,14 @@ class Triad {
     float* a = a_.data();
     float* b = b_.data();
     float* c = c_.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < kParams; ++i) {
-      a[i] = 0.0f;
-      b[i] = 1.0f;
-      c[i] = 2.0f;
-    }
+    // On the kernels' own threads, which then hold the pages each touches first.
+    kernels::cpu::parallel_ranges(kParams, true, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        a[i] = 0.0f;
+        b[i] = 1.0f;
+        c[i] = 2.0f;
+      }
+    });
   }
 
   // Bytes per second of one run.
@@ -72,8 +75,10 @@ class Triad {
     const float s = 3.0f;
     double t = seconds(
         [&] {
-#pragma omp parallel for simd schedule(static)
-          for (int64_t i = 0; i < kParams; ++i) a[i] = b[i] + s * c[i];
+          kernels::cpu::parallel_ranges(kParams, true, [&](int64_t begin, int64_t end) {
+#pragma omp simd
+            for (int64_t i = begin; i < end; ++i) a[i] = b[i] + s * c[i];
+          });
         },
         Device::cpu());
     return 3.0 * sizeof(float) * double(kParams) / t;

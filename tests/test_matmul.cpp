@@ -242,8 +242,7 @@ TEST_CASE("gemm_concurrent gives what gemm gives one product at a time", "[matmu
 }
 
 TEST_CASE("each thread of the caller's own parallel region runs a product of its own", "[matmul]") {
-  // The kernels' worksharing loops must not bind to the caller's team: that would share one
-  // thread's product out to threads that are running another.
+  // A product must run whole on whichever thread calls it, wherever the kernels' own team is.
   manual_seed(8);
   constexpr int kThreads = 2;
   std::vector<Tensor> a, b, c;

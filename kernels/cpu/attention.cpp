@@ -170,10 +170,9 @@ void forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bo
   const int64_t d = qm.cols;
   const int64_t dv = vm.cols;
   C* p = probs.data<C>();
-  parallel_region_if(count > 1 && count * sq * sk >= kParallelGrain, [&] {
+  parallel_region(count > 1 && count * sq * sk >= kParallelGrain, [&](const Team& team) {
     std::vector<C> qs, ks, vs, os;
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < count; ++b) {
+    team.for_static(count, [&](int64_t b) {
       const MatrixRef<C> Q = matrix(qm, b, qs);
       const MatrixRef<C> K = matrix(km, b, ks);
       const MatrixRef<C> V = matrix(vm, b, vs);
@@ -186,7 +185,7 @@ void forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bo
         gemm_one({S, sk, 1}, V, O.row(blk.begin), O.ld, blk.rows, dv, blk.keys);
       });
       flush(om, b, os);
-    }
+    });
   });
 }
 
@@ -210,12 +209,11 @@ void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Te
   const int64_t d = qm.cols;
   const int64_t dv = vm.cols;
   const C* p = probs.data<C>();
-  parallel_region_if(count > 1 && count * sq * sk >= kParallelGrain, [&] {
+  parallel_region(count > 1 && count * sq * sk >= kParallelGrain, [&](const Team& team) {
     std::vector<C> gs, qs, ks, vs, gqs, gks, gvs;
     std::vector<C> ds_buffer(sq * sk);
     C* dS = ds_buffer.data();
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < count; ++b) {
+    team.for_static(count, [&](int64_t b) {
       const MatrixRef<C> dO = matrix(gm, b, gs);
       const MatrixRef<C> Q = matrix(qm, b, qs);
       const MatrixRef<C> K = matrix(km, b, ks);
@@ -254,7 +252,7 @@ void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Te
       flush(gqm, b, gqs);
       flush(gkm, b, gks);
       flush(gvm, b, gvs);
-    }
+    });
   });
 }
 

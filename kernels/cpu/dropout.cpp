@@ -20,8 +20,10 @@ void dropout_apply(const Tensor& x, const Tensor& mask, double scale, Tensor& ou
     T* o = out.data<T>();
     const C sc = C(scale);
     const int64_t n = x.numel();
-#pragma omp parallel for simd if (n >= kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) o[i] = store<T>(load(xs[i]) * (m[i] ? sc : C(0)));
+    parallel_ranges(n, n >= kParallelGrain, [&](int64_t begin, int64_t end) {
+#pragma omp simd
+      for (int64_t i = begin; i < end; ++i) o[i] = store<T>(load(xs[i]) * (m[i] ? sc : C(0)));
+    });
   });
 }
 

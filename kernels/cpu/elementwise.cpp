@@ -206,8 +206,7 @@ void reduce_typed(const Tensor& x, int64_t dim, Tensor& out) {
                                          std::max<int64_t>(r.reduced / kMinPartRows, 1));
   const int64_t part_rows = (r.reduced + parts - 1) / parts;
   std::vector<Acc> partial(parts > 1 ? size_t(r.outer * parts * r.inner) : 0);
-#pragma omp parallel for schedule(static) if (r.outer * r.reduced * r.inner >= kParallelGrain)
-  for (int64_t task = 0; task < r.outer * chunks * parts; ++task) {
+  auto reduce_task = [&](int64_t task) {
     const int64_t b = task / (chunks * parts);
     const int64_t j0 = (task / parts % chunks) * kChunk;
     const int64_t part = task % parts;
@@ -223,7 +222,7 @@ void reduce_typed(const Tensor& x, int64_t dim, Tensor& out) {
         for (int64_t k = 0; k < r.reduced; ++k) acc += Acc(load(base[k]));
       }
       dst[0] = store<T>(compute_t<T>(acc));
-      continue;
+      return;
     }
     const int64_t k0 = part * part_rows;
     const int64_t k1 = std::min(r.reduced, k0 + part_rows);
@@ -239,7 +238,9 @@ void reduce_typed(const Tensor& x, int64_t dim, Tensor& out) {
     } else {
       std::copy(acc, acc + nj, partial.begin() + (b * parts + part) * r.inner + j0);
     }
-  }
+  };
+  parallel_for(r.outer * chunks * parts, r.outer * r.reduced * r.inner >= kParallelGrain,
+               reduce_task);
   if (parts == 1) return;
   for (int64_t b = 0; b < r.outer; ++b) {
     const Acc* slice = partial.data() + b * parts * r.inner;
@@ -321,9 +322,19 @@ void reduce_sum_all(const Tensor& x, Tensor& out) {
       using Acc = std::conditional_t<std::is_same_v<T, int64_t>, int64_t, double>;
       const T* in = x.data<T>();
       const int64_t n = x.numel();
+      // Per-thread partial sums, added in thread order.
+      const int threads = n >= kParallelGrain ? team_size() : 1;
+      std::vector<Acc> partial(size_t(threads) * 8, Acc(0));  // a cache line apart
+      parallel_region(threads > 1, [&](const Team& team) {
+        Acc sum = 0;
+        team.for_range(n, [&](int64_t begin, int64_t end) {
+#pragma omp simd reduction(+ : sum)
+          for (int64_t i = begin; i < end; ++i) sum += Acc(load(in[i]));
+        });
+        partial[size_t(team.thread()) * 8] = sum;
+      });
       Acc total = 0;
-#pragma omp parallel for reduction(+ : total) schedule(static) if (n >= kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) total += Acc(load(in[i]));
+      for (int t = 0; t < threads; ++t) total += partial[size_t(t) * 8];
       *out.data<T>() = store<T>(compute_t<T>(total));
     }
   });

@@ -13,9 +13,9 @@ void embedding_forward(const Tensor& indices, const Tensor& weight, Tensor& out)
     const int64_t* idx = indices.data<int64_t>();
     const T* w = weight.data<T>();
     T* o = out.data<T>();
-#pragma omp parallel for if (n * dim >= kParallelGrain)
-    for (int64_t i = 0; i < n; ++i)
+    parallel_for(n, n * dim >= kParallelGrain, [&](int64_t i) {
       std::copy(w + idx[i] * dim, w + (idx[i] + 1) * dim, o + i * dim);
+    });
   });
 }
 

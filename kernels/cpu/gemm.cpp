@@ -1,12 +1,11 @@
 #include "kernels/cpu/gemm.hpp"
 
-#include <omp.h>
-
 // GCC 12 flags Eigen's AVX-512 packing and transposes as (maybe-)uninitialized, the latter in
 // sanitizer builds: false positives inside Eigen, reported where its templates are instantiated,
 // i.e. in this file.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#define EIGEN_DONT_PARALLELIZE
 #include <Eigen/Core>
 #include <algorithm>
 #include <optional>
@@ -17,6 +16,7 @@
 
 #include "kernels/cpu/gemm_avx512.hpp"
 #include "kernels/cpu/loops.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 
 // Batched GEMM dispatch. Float32 and bfloat16 go to the packed AVX-512 kernels where the CPU has
 // them; float64, float16 and CPUs without them use Eigen's GEMM over matrices mapped in place (any
@@ -99,12 +99,11 @@ template <class T>
 int64_t widen(const T* src, Layout layout, int64_t rows, int64_t cols, float* dst, bool parallel) {
   int64_t outer = layout.col_major ? cols : rows;
   int64_t inner = layout.col_major ? rows : cols;
-#pragma omp parallel for schedule(static) if (parallel && outer * inner >= kParallelGrain)
-  for (int64_t o = 0; o < outer; ++o) {
+  parallel_for(outer, parallel && outer * inner >= kParallelGrain, [&](int64_t o) {
     const T* s = src + o * layout.ld;
     float* d = dst + o * inner;
     for (int64_t i = 0; i < inner; ++i) d[i] = load(s[i]);
-  }
+  });
   return std::max<int64_t>(inner, 1);
 }
 
@@ -114,33 +113,38 @@ struct Problem {
   std::vector<int64_t> a_offsets, b_offsets;
 };
 
+// m*n*k from which sharing out one product pays.
+constexpr int64_t kBigGemm = int64_t(1) << 21;
+
 // One parallel loop over the batch when it is large enough to share out (each GEMM then runs on
-// one thread; Eigen does not nest inside a parallel region); otherwise each GEMM threads itself.
+// one thread); otherwise each GEMM is shared out itself.
 bool parallel_over_batch(const Problem& p) {
-  constexpr int64_t kBigGemm = int64_t(1) << 21;  // m*n*k where threading one GEMM pays
-  return p.batch > 1 && (p.batch >= omp_get_max_threads() || p.m * p.n * p.k < kBigGemm);
+  return p.batch > 1 && (p.batch >= team_size() || p.m * p.n * p.k < kBigGemm);
 }
 
-// Runs f(i) for every matrix i < count: shared out among threads when `parallel`, else in a plain
-// loop. (Not parallel_region_if: a worksharing loop in a serialised region binds to the team the
-// caller is in, and under gemm_concurrent each thread of that team runs a different product.)
-template <class F>
-void for_each_matrix(int64_t count, bool parallel, F&& f) {
-  if (parallel) {
-#pragma omp parallel for schedule(dynamic)
-    for (int64_t i = 0; i < count; ++i) f(i);
-  } else {
-    for (int64_t i = 0; i < count; ++i) f(i);
-  }
+// c (rows ldc apart) = a @ b (+ bias) through Eigen, in blocks of rows shared out on the team
+// when `threaded` and the product is large. (Eigen's own threading is off: it would start a
+// second team of threads, OpenMP's, next to the kernels'.)
+template <class T>
+void multiply_rows(MultiplyFn<T> multiply, bool a_col_major, const T* a, int64_t lda, const T* b,
+                   int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const T* bias,
+                   bool threaded) {
+  const int64_t blocks = threaded && m * n * k >= kBigGemm ? std::min<int64_t>(team_size(), m) : 1;
+  parallel_for(blocks, blocks > 1, [&](int64_t block) {
+    const int64_t r0 = m * block / blocks, r1 = m * (block + 1) / blocks;
+    multiply(a + r0 * (a_col_major ? 1 : lda), lda, b, ldb, c + r0 * ldc, ldc, r1 - r0, n, k, bias);
+  });
 }
 
-// `threaded`: may open a parallel region (Eigen threads a product itself outside of one).
+// `threaded`: may share the work out on the team.
 template <class T>
 void run_native(const Problem& p, const T* a, const T* b, T* c, const T* bias, bool threaded) {
   MultiplyFn<T> multiply = multiply_for<T>(p.a.col_major, p.b.col_major);
-  for_each_matrix(p.batch, threaded && parallel_over_batch(p), [&](int64_t i) {
-    multiply(a + p.a_offsets[size_t(i)], p.a.ld, b + p.b_offsets[size_t(i)], p.b.ld,
-             c + i * p.m * p.n, p.n, p.m, p.n, p.k, bias);
+  const bool over_batch = threaded && parallel_over_batch(p);
+  parallel_for_dynamic(p.batch, over_batch, [&](int64_t i) {
+    multiply_rows(multiply, p.a.col_major, a + p.a_offsets[size_t(i)], p.a.ld,
+                  b + p.b_offsets[size_t(i)], p.b.ld, c + i * p.m * p.n, p.n, p.m, p.n, p.k, bias,
+                  threaded && !over_batch);
   });
 }
 
@@ -158,27 +162,25 @@ void widened_one(const Problem& p, int64_t i, const T* a, const T* b, T* c, cons
                  Widened& w, bool threaded) {
   int64_t lda = widen(a + p.a_offsets[size_t(i)], p.a, p.m, p.k, w.a.data(), threaded);
   int64_t ldb = widen(b + p.b_offsets[size_t(i)], p.b, p.k, p.n, w.b.data(), threaded);
-  multiply_for<float>(p.a.col_major, p.b.col_major)(w.a.data(), lda, w.b.data(), ldb, w.c.data(),
-                                                    p.n, p.m, p.n, p.k, nullptr);
+  multiply_rows(multiply_for<float>(p.a.col_major, p.b.col_major), p.a.col_major, w.a.data(), lda,
+                w.b.data(), ldb, w.c.data(), p.n, p.m, p.n, p.k, static_cast<const float*>(nullptr),
+                threaded);
   T* out = c + i * p.m * p.n;
-#pragma omp parallel for schedule(static) if (threaded && p.m * p.n >= kParallelGrain)
-  for (int64_t r = 0; r < p.m; ++r) {
+  parallel_for(p.m, threaded && p.m * p.n >= kParallelGrain, [&](int64_t r) {
     for (int64_t j = 0; j < p.n; ++j) {
       const float sum = w.c[size_t(r * p.n + j)];
       out[r * p.n + j] = store<T>(bias ? sum + load(bias[j]) : sum);
     }
-  }
+  });
 }
 
 template <class T>
 void run_widened(const Problem& p, const T* a, const T* b, T* c, const T* bias, bool threaded) {
   if (threaded && parallel_over_batch(p)) {
-#pragma omp parallel
-    {
+    parallel_region(true, [&](const Team& team) {
       Widened w(p);
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < p.batch; ++i) widened_one(p, i, a, b, c, bias, w, false);
-    }
+      team.for_static(p.batch, [&](int64_t i) { widened_one(p, i, a, b, c, bias, w, false); });
+    });
     return;
   }
   Widened w(p);
@@ -195,7 +197,7 @@ MatrixRef<T> matrix(const T* base, Layout layout, int64_t offset) {
 template <class T>
 void run_avx512(const Problem& p, const T* a, const T* b, T* c, const T* bias, bool threaded) {
   const bool over_batch = threaded && parallel_over_batch(p);
-  for_each_matrix(p.batch, over_batch, [&](int64_t i) {
+  parallel_for_dynamic(p.batch, over_batch, [&](int64_t i) {
     gemm_avx512(matrix(a, p.a, p.a_offsets[size_t(i)]), matrix(b, p.b, p.b_offsets[size_t(i)]),
                 c + i * p.m * p.n, p.n, p.m, p.n, p.k, bias, threaded && !over_batch);
   });
@@ -285,7 +287,7 @@ void gemm_concurrent(const std::vector<GemmProduct>& products) {
   // than shared out among many (with 2 threads, side by side is faster at every MiniLM size: the
   // seed step 15%, whose products are all below this and too small to share out evenly).
   constexpr int64_t kSmallProduct = int64_t(1) << 24;
-  const int64_t threads = omp_get_max_threads();
+  const int64_t threads = team_size();
   const int64_t count = int64_t(products.size());
   std::vector<Prepared> prepared;
   bool all_small = true;
@@ -294,17 +296,15 @@ void gemm_concurrent(const std::vector<GemmProduct>& products) {
     const Problem& p = prepared.back().p;
     all_small = all_small && p.batch * p.m * p.n * p.k < kSmallProduct;
   }
-  const bool side_by_side =
-      count > 1 && threads > 1 && !omp_in_parallel() && (count >= threads || all_small);
+  const bool side_by_side = count > 1 && threads > 1 && (count >= threads || all_small);
   if (!side_by_side) {
     for (int64_t i = 0; i < count; ++i)
       run(prepared[size_t(i)], products[size_t(i)].c, products[size_t(i)].bias, true);
     return;
   }
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t i = 0; i < count; ++i) {
+  parallel_for_dynamic(count, true, [&](int64_t i) {
     run(prepared[size_t(i)], products[size_t(i)].c, products[size_t(i)].bias, false);
-  }
+  });
 }
 
 void gemm_one(MatrixRef<float> a, MatrixRef<float> b, float* c, int64_t ldc, int64_t m, int64_t n,

@@ -1,13 +1,14 @@
 #include "kernels/cpu/gemm_avx512.hpp"
 
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <utility>
 #include <vector>
+
+#include "kernels/cpu/thread_pool.hpp"
 
 // Blocked like BLIS: B is packed once into 32-column panels, each task packs a block of A rows
 // into 14-row groups, and a 14x32 register tile runs over the whole depth, so every output is
@@ -394,7 +395,7 @@ void run(MatrixRef<typename K::Elem> a, MatrixRef<typename K::Elem> b, typename 
   const int64_t panels = (n + kNr - 1) / kNr;
   const int64_t blocks_n = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
   constexpr int64_t kThreadedWork = int64_t(1) << 18;  // m*n*k below which one thread is faster
-  const int64_t threads = threaded && m * n * k >= kThreadedWork ? omp_get_max_threads() : 1;
+  const int64_t threads = threaded && m * n * k >= kThreadedWork ? team_size() : 1;
   // Rows per task: kMc, or fewer (whole tile groups) where kMc would leave too few tasks to share
   // out evenly (512 rows in blocks of 168 give 2 threads 336 and 176).
   constexpr int64_t kTasksPerThread = 4;
@@ -453,22 +454,13 @@ void run(MatrixRef<typename K::Elem> a, MatrixRef<typename K::Elem> b, typename 
   };
   const int64_t tasks = blocks_m * blocks_n;
   const int64_t panels_to_pack = b_in_place ? 0 : panels;
-  if (threads > 1) {
-#pragma omp parallel
-    {
-#pragma omp for schedule(static)
-      for (int64_t panel = 0; panel < panels_to_pack; ++panel) pack_panel(panel);
-      PackedA packed = packed_a();
-      // Dynamic: a thread held up (shared cores) leaves its tasks to the others.
-#pragma omp for schedule(dynamic)
-      for (int64_t task = 0; task < tasks; ++task) run_task(packed, task);
-    }
-  } else {
-    // No OpenMP constructs here: callers may be inside a worksharing loop of their own.
-    for (int64_t panel = 0; panel < panels_to_pack; ++panel) pack_panel(panel);
+  parallel_region(threads > 1, [&](const Team& team) {
+    team.for_static(panels_to_pack, pack_panel);
+    team.barrier();
     PackedA packed = packed_a();
-    for (int64_t task = 0; task < tasks; ++task) run_task(packed, task);
-  }
+    // Dynamic: a thread held up (shared cores) leaves its tasks to the others.
+    team.for_dynamic(tasks, [&](int64_t task) { run_task(packed, task); });
+  });
 }
 
 }  // namespace

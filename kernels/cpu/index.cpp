@@ -32,12 +32,11 @@ void index_select(const Tensor& src, int64_t dim, const Tensor& index, Tensor& o
   const int64_t row_bytes = e.inner * element_size(src.dtype());
   const char* from = static_cast<const char*>(src.data_ptr());
   char* to = static_cast<char*>(out.data_ptr());
-#pragma omp parallel for schedule(static) if (e.outer * n * e.inner >= kParallelGrain)
-  for (int64_t r = 0; r < e.outer * n; ++r) {
+  parallel_for(e.outer * n, e.outer * n * e.inner >= kParallelGrain, [&](int64_t r) {
     int64_t o = r / n;
     int64_t j = r % n;
     std::memcpy(to + r * row_bytes, from + (o * size + idx[j]) * row_bytes, size_t(row_bytes));
-  }
+  });
 }
 
 void index_add(Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src) {
@@ -53,8 +52,7 @@ void index_add(Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src)
     using T = decltype(tag);
     T* out = dst.data<T>();
     const T* in = src.data<T>();
-#pragma omp parallel for schedule(static) if (e.outer * n * e.inner >= kParallelGrain)
-    for (int64_t task = 0; task < e.outer * blocks; ++task) {
+    parallel_for(e.outer * blocks, e.outer * n * e.inner >= kParallelGrain, [&](int64_t task) {
       int64_t o = task / blocks;
       int64_t begin = (task % blocks) * kBlock;
       int64_t end = std::min(e.inner, begin + kBlock);
@@ -63,7 +61,7 @@ void index_add(Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src)
         const T* s = in + (o * n + j) * e.inner;
         for (int64_t c = begin; c < end; ++c) d[c] = store<T>(load(d[c]) + load(s[c]));
       }
-    }
+    });
   });
 }
 

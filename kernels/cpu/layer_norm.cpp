@@ -1,5 +1,3 @@
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -15,8 +13,7 @@ template <class T>
 void forward(const T* x, const compute_t<T>* w, const compute_t<T>* b, compute_t<T> eps, T* y,
              compute_t<T>* mean, compute_t<T>* rstd, int64_t rows, int64_t cols) {
   using C = compute_t<T>;
-#pragma omp parallel for if (rows * cols >= kParallelGrain)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, rows * cols >= kParallelGrain, [&](int64_t r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
     const C mu = row_total(xr, cols) / C(cols);
@@ -36,7 +33,7 @@ void forward(const T* x, const compute_t<T>* w, const compute_t<T>* b, compute_t
       const C v = (load(xr[j]) - mu) * rs;
       yr[j] = store<T>(v * (w ? w[j] : C(1)) + (b ? b[j] : C(0)));
     }
-  }
+  });
 }
 
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight; dweight and dbias
@@ -48,17 +45,15 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
               int64_t cols) {
   using C = compute_t<T>;
   const bool want_params = dw || db;
-  const int threads = omp_get_max_threads();
+  const int threads = team_size();
   // A cache line between the partial sums of two threads: they add to theirs on every row.
   const int64_t stride = cols + 64 / int64_t(sizeof(C));
   std::vector<C> partial_w(want_params ? threads * stride : 0, C(0));
   std::vector<C> partial_b(want_params ? threads * stride : 0, C(0));
-#pragma omp parallel num_threads(threads) if (rows * cols >= kParallelGrain)
-  {
-    C* pw = want_params ? partial_w.data() + omp_get_thread_num() * stride : nullptr;
-    C* pb = want_params ? partial_b.data() + omp_get_thread_num() * stride : nullptr;
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
+  parallel_region(rows * cols >= kParallelGrain, [&](const Team& team) {
+    C* pw = want_params ? partial_w.data() + team.thread() * stride : nullptr;
+    C* pb = want_params ? partial_b.data() + team.thread() * stride : nullptr;
+    team.for_static(rows, [&](int64_t r) {
       const T* xr = x + r * cols;
       const T* gr = dy + r * cols;
       const C mu = mean[r];
@@ -71,7 +66,7 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
           pb[j] += g;
         }
       }
-      if (!dx) continue;
+      if (!dx) return;
       // g = dy * weight; xhat = (x - mu) * rs.
       C sum_g, sum_gx;
       if (w) {
@@ -93,8 +88,8 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
         const C g = load(gr[j]) * (w ? w[j] : C(1));
         dr[j] = store<T>(rs * (g - a - (load(xr[j]) - mu) * rs * c));
       }
-    }
-  }
+    });
+  });
   if (!want_params) return;
   for (int t = 0; t < threads; ++t) {
     for (int64_t j = 0; j < cols; ++j) {

@@ -1,11 +1,10 @@
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <array>
 #include <vector>
 
+#include "kernels/cpu/thread_pool.hpp"
 #include "kernels/dtype_dispatch.hpp"
 #include "optimi/tensor.hpp"
 
@@ -18,22 +17,6 @@ namespace optimi::kernels::cpu {
 // (rows of 20, [512, 20] activations, 5120-element weights) ran 9-11% faster at 8192 than at
 // 32768, and 2% faster again at 4096 (1% more at 2048).
 constexpr int64_t kParallelGrain = int64_t(1) << 12;
-
-// Runs `region` as an OpenMP parallel region when `parallel`, else on this thread alone; `omp for`
-// loops inside it share out or run whole accordingly (serially, they bind to the caller's team:
-// call this from outside any worksharing loop; kernels called inside one use plain loops). Not the
-// same as `omp parallel if`: a region that code inside a serialised region opens (a threaded GEMM,
-// Eigen's) is a nested one, and libgomp starts fresh threads for every nested team, about 50 us
-// each time.
-template <class Region>
-void parallel_region_if(bool parallel, Region&& region) {
-  if (parallel) {
-#pragma omp parallel
-    region();
-  } else {
-    region();
-  }
-}
 
 // The element offset of every matrix of a [B.., rows, cols] tensor, batch index row-major (batch
 // dims may have stride 0).
@@ -116,24 +99,22 @@ void for_each_row(const StridedLayout<N>& l, Row&& row) {
   if (rows == 1) {
     // One long row: split into chunks of about kParallelGrain, the same number for every thread
     // (10240 elements in chunks of 4096 gave one thread 8192 and the other 2048).
-    const int64_t threads = omp_get_max_threads();
+    const int64_t threads = team_size();
     const bool parallel = inner >= 2 * kParallelGrain && threads > 1;
     int64_t chunks = std::max<int64_t>((inner + kParallelGrain - 1) / kParallelGrain, 1);
     if (parallel) chunks = (chunks + threads - 1) / threads * threads;
     const int64_t chunk = ((inner + chunks - 1) / chunks + 15) / 16 * 16;  // whole vectors
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t c = 0; c < chunks; ++c) {
+    parallel_for(chunks, parallel, [&](int64_t c) {
       int64_t begin = c * chunk;
       int64_t n = std::min(chunk, inner - begin);
-      if (n <= 0) continue;
+      if (n <= 0) return;
       std::array<char*, N> p;
       for (int k = 0; k < N; ++k) p[k] = l.base[k] + begin * inner_stride[k] * l.itemsize[k];
       row(p, inner_stride, n);
-    }
+    });
     return;
   }
-#pragma omp parallel for schedule(static) if (rows * inner >= kParallelGrain)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, rows * inner >= kParallelGrain, [&](int64_t r) {
     std::array<char*, N> p = l.base;
     int64_t rem = r;
     for (int64_t d = nd - 2; d >= 0; --d) {
@@ -142,7 +123,7 @@ void for_each_row(const StridedLayout<N>& l, Row&& row) {
       for (int k = 0; k < N; ++k) p[k] += idx * l.strides[k][size_t(d)] * l.itemsize[k];
     }
     row(p, inner_stride, inner);
-  }
+  });
 }
 
 }  // namespace optimi::kernels::cpu

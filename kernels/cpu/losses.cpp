@@ -19,8 +19,8 @@ template <class F>
 double chunked_sum(int64_t n, F&& partial) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> sums(chunks);
-#pragma omp parallel for if (n >= kParallelGrain)
-  for (int64_t c = 0; c < chunks; ++c) sums[c] = partial(c * kChunk, std::min(n, (c + 1) * kChunk));
+  parallel_for(chunks, n >= kParallelGrain,
+               [&](int64_t c) { sums[c] = partial(c * kChunk, std::min(n, (c + 1) * kChunk)); });
   double total = 0;
   for (double s : sums) total += s;
   return total;
@@ -39,19 +39,17 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
     const int64_t* t = targets.data<int64_t>();
     C* out_lse = lse.data<C>();
     std::vector<double> row_loss(rows);
-#pragma omp parallel if (rows * classes >= kParallelGrain)
-    {
+    parallel_region(rows * classes >= kParallelGrain, [&](const Team& team) {
       std::vector<C> exps(classes);
-#pragma omp for
-      for (int64_t r = 0; r < rows; ++r) {
+      team.for_static(rows, [&](int64_t r) {
         const T* xr = x + r * classes;
         const C m = row_max(xr, classes);
 #pragma omp simd
         for (int64_t j = 0; j < classes; ++j) exps[j] = fast_exp(load(xr[j]) - m);
         out_lse[r] = m + std::log(row_total(exps.data(), classes));
         row_loss[r] = double(out_lse[r]) - double(load(xr[t[r]]));
-      }
-    }
+      });
+    });
     total = chunked_sum(rows, [&](int64_t begin, int64_t end) {
       double s = 0;
       for (int64_t r = begin; r < end; ++r) s += row_loss[r];
@@ -73,8 +71,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
     const C* l = lse.data<C>();
     T* g = grad_logits.data<T>();
     const C sc = C(scale);
-#pragma omp parallel for if (rows * classes >= kParallelGrain)
-    for (int64_t r = 0; r < rows; ++r) {
+    parallel_for(rows, rows * classes >= kParallelGrain, [&](int64_t r) {
       const T* xr = x + r * classes;
       T* gr = g + r * classes;
       const C lr = l[r];
@@ -83,7 +80,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
       for (int64_t j = 0; j < classes; ++j) {
         gr[j] = store<T>((fast_exp(load(xr[j]) - lr) - C(j == target ? 1 : 0)) * sc);
       }
-    }
+    });
   });
 }
 
@@ -117,12 +114,14 @@ void mse_backward(const Tensor& input, const Tensor& target, double scale, Tenso
     T* gb = grad_target.defined() ? grad_target.data<T>() : nullptr;
     const C sc = C(scale);
     const int64_t n = input.numel();
-#pragma omp parallel for simd if (n >= kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) {
-      const C g = (load(a[i]) - load(b[i])) * sc;
-      if (ga) ga[i] = store<T>(g);
-      if (gb) gb[i] = store<T>(-g);
-    }
+    parallel_ranges(n, n >= kParallelGrain, [&](int64_t begin, int64_t end) {
+#pragma omp simd
+      for (int64_t i = begin; i < end; ++i) {
+        const C g = (load(a[i]) - load(b[i])) * sc;
+        if (ga) ga[i] = store<T>(g);
+        if (gb) gb[i] = store<T>(-g);
+      }
+    });
   });
 }
 

@@ -9,12 +9,12 @@
 
 #include "kernels/cpu/optimizers.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+
+#include "kernels/cpu/thread_pool.hpp"
 
 namespace optimi::kernels::cpu {
 namespace {
@@ -110,8 +110,7 @@ Share share_of(const KernelArgs& a, int64_t thread, int64_t threads) {
 // Per-thread partial sums, combined in thread order so that results do not depend on timing.
 class PartialSums {
  public:
-  explicit PartialSums(size_t count)
-      : count_(count), sums_(size_t(omp_get_max_threads()) * count, 0.0) {}
+  explicit PartialSums(size_t count) : count_(count), sums_(size_t(team_size()) * count, 0.0) {}
   double& at(int64_t thread, size_t k) { return sums_[size_t(thread) * count_ + k]; }
   double total(size_t k) {  // slots of threads that did not run stay 0
     double sum = 0.0;
@@ -137,15 +136,12 @@ std::vector<double> launch(std::span<const Op> ops, std::span<const KernelArgs> 
   }
   PartialSums partial(count);
   // No barrier between tensors: a thread moves on as soon as its share of one is done.
-#pragma omp parallel
-  {
-    const int64_t threads = omp_get_num_threads();
-    const int64_t id = omp_get_thread_num();
+  parallel_region(true, [&](const Team& team) {
     for (size_t k = 0; k < count; ++k) {
-      Share s = share_of(tensors[k], id, threads);
-      partial.at(id, k) = run_any(ops[k], tensors[k], s.begin, s.end);
+      Share s = share_of(tensors[k], team.thread(), team.threads());
+      partial.at(team.thread(), k) = run_any(ops[k], tensors[k], s.begin, s.end);
     }
-  }
+  });
   for (size_t k = 0; k < count; ++k) sums[k] = partial.total(k);
   return sums;
 }
@@ -167,17 +163,14 @@ void stable_adamw_step(const StableAdamWMoments& moments, const StableAdamWClip&
     return;
   }
   PartialSums partial(count);
-#pragma omp parallel
-  {
-    const int64_t threads = omp_get_num_threads();
-    const int64_t id = omp_get_thread_num();
+  parallel_region(true, [&](const Team& team) {
     for (size_t k = 0; k < count; ++k) {
-      Share s = share_of(tensors[k], id, threads);
-      partial.at(id, k) = run_any(moments, tensors[k], s.begin, s.end);
-#pragma omp barrier
+      Share s = share_of(tensors[k], team.thread(), team.threads());
+      partial.at(team.thread(), k) = run_any(moments, tensors[k], s.begin, s.end);
+      team.barrier();
       run_any(clip.update(partial.total(k), tensors[k].numel), tensors[k], s.begin, s.end);
     }
-  }
+  });
 }
 
 #define OPTIMI_INSTANTIATE(Op) \

@@ -15,11 +15,9 @@ namespace {
 template <class T>
 void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
   using C = compute_t<T>;
-#pragma omp parallel if (rows * n >= kParallelGrain)
-  {
+  parallel_region(rows * n >= kParallelGrain, [&](const Team& team) {
     std::vector<C> buf(n);
-#pragma omp for
-    for (int64_t r = 0; r < rows; ++r) {
+    team.for_static(rows, [&](int64_t r) {
       const T* xr = x + r * n;
       T* yr = y + r * n;
       const C m = row_max(xr, n);
@@ -35,8 +33,8 @@ void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) yr[j] = store<T>(buf[j] * inv);
       }
-    }
-  }
+    });
+  });
 }
 
 // Strided dim: reduce over `size` for all `inner` columns at once, so the inner loops stay
@@ -44,11 +42,9 @@ void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
 template <class T>
 void forward_strided(const T* x, T* y, int64_t outer, int64_t size, int64_t inner, bool log) {
   using C = compute_t<T>;
-#pragma omp parallel if (outer * size * inner >= kParallelGrain)
-  {
+  parallel_region(outer * size * inner >= kParallelGrain, [&](const Team& team) {
     std::vector<C> m(inner), s(inner);
-#pragma omp for
-    for (int64_t o = 0; o < outer; ++o) {
+    team.for_static(outer, [&](int64_t o) {
       const T* xo = x + o * size * inner;
       T* yo = y + o * size * inner;
       std::fill(m.begin(), m.end(), -std::numeric_limits<C>::infinity());
@@ -75,16 +71,15 @@ void forward_strided(const T* x, T* y, int64_t outer, int64_t size, int64_t inne
           yo[k * inner + i] = store<T>(log ? v - s[i] : fast_exp(v - m[i]) * s[i]);
         }
       }
-    }
-  }
+    });
+  });
 }
 
 // softmax: dx = y * (g - sum(g * y)); log_softmax: dx = g - exp(y) * sum(g).
 template <class T>
 void backward_last_dim(const T* g, const T* y, T* dx, int64_t rows, int64_t n, bool log) {
   using C = compute_t<T>;
-#pragma omp parallel for if (rows * n >= kParallelGrain)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, rows * n >= kParallelGrain, [&](int64_t r) {
     const T* gr = g + r * n;
     const T* yr = y + r * n;
     T* dr = dx + r * n;
@@ -98,18 +93,16 @@ void backward_last_dim(const T* g, const T* y, T* dx, int64_t rows, int64_t n, b
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) dr[j] = store<T>(load(yr[j]) * (load(gr[j]) - acc));
     }
-  }
+  });
 }
 
 template <class T>
 void backward_strided(const T* g, const T* y, T* dx, int64_t outer, int64_t size, int64_t inner,
                       bool log) {
   using C = compute_t<T>;
-#pragma omp parallel if (outer * size * inner >= kParallelGrain)
-  {
+  parallel_region(outer * size * inner >= kParallelGrain, [&](const Team& team) {
     std::vector<C> acc(inner);
-#pragma omp for
-    for (int64_t o = 0; o < outer; ++o) {
+    team.for_static(outer, [&](int64_t o) {
       const int64_t base = o * size * inner;
       std::fill(acc.begin(), acc.end(), C(0));
       for (int64_t k = 0; k < size; ++k) {
@@ -126,8 +119,8 @@ void backward_strided(const T* g, const T* y, T* dx, int64_t outer, int64_t size
           dx[at] = store<T>(log ? gv - fast_exp(yv) * acc[i] : yv * (gv - acc[i]));
         }
       }
-    }
-  }
+    });
+  });
 }
 
 }  // namespace

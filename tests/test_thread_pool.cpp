@@ -1,0 +1,116 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <thread>
+#include <vector>
+
+#include "kernels/cpu/thread_pool.hpp"
+
+using namespace optimi::kernels::cpu;
+
+namespace {
+
+// How many times each index in [0, n) was visited by `loop`.
+template <class Loop>
+std::vector<int> visits(int64_t n, Loop&& loop) {
+  std::vector<std::atomic<int>> count(static_cast<size_t>(n));
+  loop(n, [&](int64_t i) { count[size_t(i)].fetch_add(1); });
+  std::vector<int> out;
+  for (auto& c : count) out.push_back(c.load());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("team loops visit every index once", "[thread_pool]") {
+  for (int64_t n : {0, 1, 2, 3, 7, 1000}) {
+    INFO("n = " << n);
+    const std::vector<int> once(size_t(n), 1);
+    for (bool parallel : {false, true}) {
+      CHECK(visits(n, [&](int64_t m, auto f) { parallel_for(m, parallel, f); }) == once);
+      CHECK(visits(n, [&](int64_t m, auto f) { parallel_for_dynamic(m, parallel, f); }) == once);
+      CHECK(visits(n, [&](int64_t m, auto f) {
+              parallel_ranges(m, parallel, [&](int64_t begin, int64_t end) {
+                for (int64_t i = begin; i < end; ++i) f(i);
+              });
+            }) == once);
+    }
+    // Several dynamic loops in one job, each on its own counter.
+    CHECK(visits(n, [&](int64_t m, auto f) {
+            parallel_region(true, [&](const Team& team) {
+              team.for_dynamic(m, [&](int64_t i) {
+                if (i % 2 == 0) f(i);
+              });
+              team.for_dynamic(m, [&](int64_t i) {
+                if (i % 2 == 1) f(i);
+              });
+            });
+          }) == once);
+  }
+}
+
+TEST_CASE("a team barrier holds every thread until all have arrived", "[thread_pool]") {
+  std::vector<std::atomic<int>> written(static_cast<size_t>(team_size()));
+  std::atomic<bool> all_seen{true};
+  for (int round = 0; round < 200; ++round) {
+    parallel_region(true, [&](const Team& team) {
+      written[size_t(team.thread())].store(round + 1);
+      team.barrier();
+      for (int t = 0; t < team.threads(); ++t) {
+        if (written[size_t(t)].load() != round + 1) all_seen = false;
+      }
+      team.barrier();  // nobody starts the next round's writes before all have checked
+    });
+  }
+  CHECK(all_seen);
+}
+
+TEST_CASE("a job started inside a job runs on its caller alone", "[thread_pool]") {
+  std::atomic<int> inner_threads{0}, inner_calls{0};
+  parallel_region(true, [&](const Team&) {
+    parallel_region(true, [&](const Team& inner) {
+      inner_threads = inner.threads();
+      inner_calls.fetch_add(1);
+    });
+  });
+  CHECK(inner_threads == 1);
+  CHECK(inner_calls == team_size());
+}
+
+TEST_CASE("jobs from several threads of the program each complete", "[thread_pool]") {
+  constexpr int kCallers = 4;
+  std::vector<int64_t> sums(kCallers, 0);
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c) {
+    callers.emplace_back([&sums, c] {
+      for (int repeat = 0; repeat < 200; ++repeat) {
+        std::vector<int64_t> values(1000, 0);
+        parallel_for(int64_t(values.size()), true, [&](int64_t i) { values[size_t(i)] = i; });
+        int64_t sum = 0;
+        for (int64_t v : values) sum += v;
+        sums[size_t(c)] += sum;
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  for (int64_t s : sums) CHECK(s == 200 * 999 * 1000 / 2);
+}
+
+TEST_CASE("a forked child runs jobs on a team of its own", "[thread_pool]") {
+  parallel_for(100, true, [](int64_t) {});  // the parent's team exists
+  const pid_t child = fork();
+  if (child == 0) {
+    std::vector<int64_t> values(1000, 0);
+    parallel_for(1000, true, [&](int64_t i) { values[size_t(i)] = 1; });
+    int64_t sum = 0;
+    for (int64_t v : values) sum += v;
+    _exit(sum == 1000 ? 0 : 1);
+  }
+  REQUIRE(child > 0);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
