@@ -76,12 +76,13 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias) {
   OPTIMI_ROUTE(device, gemm(a, b, c, bias));
 }
 void gemm_concurrent(const std::vector<GemmProduct>& products) {
-  bool on_cpu = true;
+  // The CPU runs them side by side; an empty depth is gemm's own case (the bias, or zeros).
+  bool cpu_with_depth = true;
   for (const GemmProduct& p : products) {
-    on_cpu = common_device("matmul", {&p.c, &p.a, &p.b, &p.bias}).is_cpu() && on_cpu &&
-             p.a.shape().back() > 0;
+    const bool on_cpu = common_device("matmul", {&p.c, &p.a, &p.b, &p.bias}).is_cpu();
+    cpu_with_depth = cpu_with_depth && on_cpu && p.a.shape().back() > 0;
   }
-  if (on_cpu) return cpu::gemm_concurrent(products);
+  if (cpu_with_depth) return cpu::gemm_concurrent(products);
   for (GemmProduct p : products) gemm(p.a, p.b, p.c, p.bias);
 }
 

@@ -143,9 +143,9 @@ TEST_CASE("element-wise errors name the op and the shapes", "[elementwise][error
 }
 
 TEST_CASE("element-wise ops over long contiguous tensors reach every element", "[elementwise]") {
-  // One long row is split into equal chunks per thread: sizes below, at and past the split, with
-  // partial last vectors.
-  for (int64_t n : {int64_t(8191), int64_t(8192), int64_t(10240), int64_t(40961)}) {
+  // One long row is split into one share per thread: sizes below, at and past the threshold,
+  // with shares that end mid-vector.
+  for (int64_t n : {int64_t(4095), int64_t(4096), int64_t(10241), int64_t(40961)}) {
     INFO("n = " << n);
     Tensor a = Tensor::arange(n).to(DType::Float32);
     std::vector<float> got = (a * 2.0f + 1.0f).to_vector<float>();

@@ -212,8 +212,9 @@ TEST_CASE("gemm_concurrent gives what gemm gives one product at a time", "[matmu
     INFO(dtype_name(dtype));
     auto randn = [dtype](const Shape& shape) { return Tensor::randn(shape, dtype); };
     auto empty = [dtype](const Shape& shape) { return Tensor::empty(shape, dtype); };
-    // Eigen (float64, float16) blocks a product's depth by its thread count, so a product on a
-    // thread of its own may round differently: up to a unit in the last place.
+    // Eigen (float64, float16) blocks a product's depth by the product's size, and a product
+    // shared out on the team is cut into row blocks, so one on a thread of its own may round
+    // differently: up to a unit in the last place.
     const double rtol = dtype == DType::Float64   ? 1e-13
                         : dtype == DType::Float32 ? 1e-6
                         : dtype == DType::Float16 ? 1e-3

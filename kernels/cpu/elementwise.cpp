@@ -322,19 +322,12 @@ void reduce_sum_all(const Tensor& x, Tensor& out) {
       using Acc = std::conditional_t<std::is_same_v<T, int64_t>, int64_t, double>;
       const T* in = x.data<T>();
       const int64_t n = x.numel();
-      // Per-thread partial sums, added in thread order.
-      const int threads = n >= kParallelGrain ? team_size() : 1;
-      std::vector<Acc> partial(size_t(threads) * 8, Acc(0));  // a cache line apart
-      parallel_region(threads > 1, [&](const Team& team) {
+      const Acc total = chunked_sum<Acc>(n, [&](int64_t begin, int64_t end) {
         Acc sum = 0;
-        team.for_range(n, [&](int64_t begin, int64_t end) {
 #pragma omp simd reduction(+ : sum)
-          for (int64_t i = begin; i < end; ++i) sum += Acc(load(in[i]));
-        });
-        partial[size_t(team.thread()) * 8] = sum;
+        for (int64_t i = begin; i < end; ++i) sum += Acc(load(in[i]));
+        return sum;
       });
-      Acc total = 0;
-      for (int t = 0; t < threads; ++t) total += partial[size_t(t) * 8];
       *out.data<T>() = store<T>(compute_t<T>(total));
     }
   });

@@ -241,8 +241,8 @@ Prepared prepare(const Tensor& a_in, const Tensor& b_in, const Tensor& c) {
   return x;
 }
 
-// `threaded`: the product may open parallel regions; otherwise it runs on the calling thread,
-// which is inside one.
+// `threaded`: the product may be shared out on the team; otherwise it runs on the calling thread
+// alone (one product beside others).
 void run(const Prepared& x, const Tensor& c, const Tensor& bias, bool threaded) {
   const Problem& p = x.p;
   if (p.batch == 0) return;

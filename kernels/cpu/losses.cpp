@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "kernels/cpu/loops.hpp"
@@ -9,24 +8,7 @@
 #include "kernels/fast_math.hpp"
 
 namespace optimi::kernels::cpu {
-namespace {
-
-// Losses are summed in double over fixed-size chunks, then the chunks in order: the result does
-// not depend on the number of threads.
-constexpr int64_t kChunk = 4096;
-
-template <class F>
-double chunked_sum(int64_t n, F&& partial) {
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> sums(chunks);
-  parallel_for(chunks, n >= kParallelGrain,
-               [&](int64_t c) { sums[c] = partial(c * kChunk, std::min(n, (c + 1) * kChunk)); });
-  double total = 0;
-  for (double s : sums) total += s;
-  return total;
-}
-
-}  // namespace
+// Losses are summed in double (chunked_sum: independent of the thread count).
 
 double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& lse) {
   double total = 0;
@@ -50,7 +32,7 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
         row_loss[r] = double(out_lse[r]) - double(load(xr[t[r]]));
       });
     });
-    total = chunked_sum(rows, [&](int64_t begin, int64_t end) {
+    total = chunked_sum<double>(rows, [&](int64_t begin, int64_t end) {
       double s = 0;
       for (int64_t r = begin; r < end; ++r) s += row_loss[r];
       return s;
@@ -90,7 +72,7 @@ double mse_forward(const Tensor& input, const Tensor& target) {
     using T = decltype(tag);
     const T* a = input.data<T>();
     const T* b = target.data<T>();
-    total = chunked_sum(input.numel(), [&](int64_t begin, int64_t end) {
+    total = chunked_sum<double>(input.numel(), [&](int64_t begin, int64_t end) {
       double s = 0;
 #pragma omp simd reduction(+ : s)
       for (int64_t i = begin; i < end; ++i) {
