@@ -129,11 +129,9 @@ void for_each_key_block(int64_t sq, int64_t sk, bool causal, F&& f) {
 }
 
 // Softmax in place over the visible keys of each row of a block of raw scores (row stride sk),
-// scaled; under the causal mask query i sees keys j <= i and the rest become exact zeros. Every
-// row runs over the block's keys, masking the invisible ones, so that the loops have the same
-// (usually a multiple of the vector width) length for all rows. A scale >= 0 goes into the
-// exponent: max(x) * scale is max(x * scale) exactly, rounding being monotonic; a negative one
-// takes a pass of its own first.
+// scaled; under the causal mask query i sees keys j <= i and the rest become exact zeros. A
+// scale >= 0 goes into the exponent: max(x) * scale is max(x * scale) exactly, rounding being
+// monotonic; a negative one takes a pass of its own first.
 template <class C>
 void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal, C scale) {
   for (int64_t r = 0; r < blk.rows; ++r) {
@@ -146,12 +144,12 @@ void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal, C scale) {
       factor = C(1);
     }
     const C m = row_max(row, n) * factor;
-#pragma omp simd
-    for (int64_t j = 0; j < blk.keys; ++j) row[j] = j < n ? fast_exp(row[j] * factor - m) : C(0);
-    const C inv = C(1) / row_total(row, blk.keys);
-#pragma omp simd
-    for (int64_t j = 0; j < blk.keys; ++j) row[j] *= inv;
-    std::fill(row + blk.keys, row + sk, C(0));
+    row_map(
+        n, row, [factor, m](auto x) { return fast_exp(x * factor - m); }, row);
+    const C inv = C(1) / row_total(row, n);
+    row_map(
+        n, row, [inv](auto e) { return e * inv; }, row);
+    std::fill(row + n, row + sk, C(0));
   }
 }
 

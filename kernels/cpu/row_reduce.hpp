@@ -4,56 +4,17 @@
 #include <limits>
 #include <type_traits>
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-#include <immintrin.h>
-#define OPTIMI_ROW_LANES 1
-#endif
-
+#include "kernels/cpu/lanes.hpp"
 #include "optimi/dtype.hpp"
 
-// Sums and maxima along one row, for the row kernels (layer norm, softmax, cross entropy, the
-// attention softmax). After a `#pragma omp simd reduction` loop GCC folds the vector's 16 lanes
+// Sums, maxima and maps along one row, for the row kernels (layer norm, softmax, cross entropy,
+// the attention softmax). After a `#pragma omp simd reduction` loop GCC folds the vector's 16 lanes
 // one at a time through memory: a chain of dependent adds that costs more than the arithmetic on
 // rows of a few dozen elements (a layer norm over d = 20 took 3.7 times as long). Where the
 // target has AVX-512, float32 rows go 16 elements at a time (the last ones masked) and the lanes
 // fold in halves. The per-element math is a generic lambda, applied to 16 lanes there and to
 // scalars elsewhere (float64, other targets), so it is written once.
 namespace optimi::kernels::cpu {
-
-#if OPTIMI_ROW_LANES
-// 16 float32 lanes, with the arithmetic the row lambdas use; scalars broadcast.
-struct Lanes {
-  __m512 v;
-  Lanes(__m512 lanes) : v(lanes) {}
-  Lanes(float x) : v(_mm512_set1_ps(x)) {}
-};
-inline Lanes operator+(Lanes a, Lanes b) {
-  return _mm512_add_ps(a.v, b.v);
-}
-inline Lanes operator-(Lanes a, Lanes b) {
-  return _mm512_sub_ps(a.v, b.v);
-}
-inline Lanes operator*(Lanes a, Lanes b) {
-  return _mm512_mul_ps(a.v, b.v);
-}
-
-inline __mmask16 row_mask(int64_t left) {
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-}
-
-// Elements [0, 16) of p as float32 lanes, zero where `mask` is clear. All three conversions are
-// exact.
-inline Lanes load_lanes(const float* p, __mmask16 mask) {
-  return _mm512_maskz_loadu_ps(mask, p);
-}
-inline Lanes load_lanes(const bfloat16* p, __mmask16 mask) {
-  const __m512i bits = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(bits, 16));
-}
-inline Lanes load_lanes(const float16* p, __mmask16 mask) {
-  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p));
-}
-#endif
 
 // Σ_j f(in_j...) over rows of n elements (float32, bfloat16, float16 or float64), each element
 // read as its compute type.
@@ -105,6 +66,26 @@ compute_t<T> row_max(const T* x, int64_t n) {
 #pragma omp simd reduction(max : m)
     for (int64_t j = 0; j < n; ++j) m = load(x[j]) > m ? load(x[j]) : m;
     return m;
+  }
+}
+
+// out_j = f(in_j...) for j < n, each element read as its compute type (out may be one of the
+// inputs). Float32 results go 16 at a time where the target has AVX-512 (the exponentials of a
+// softmax, fast_exp on lanes, are the bulk of its cost), others one at a time.
+template <class Out, class F, class... In>
+void row_map(int64_t n, Out* out, F f, const In*... in) {
+  using C = std::common_type_t<compute_t<In>...>;
+#if OPTIMI_ROW_LANES
+  if constexpr (std::is_same_v<Out, float> && std::is_same_v<C, float>) {
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 mask = row_mask(n - j);
+      _mm512_mask_storeu_ps(out + j, mask, Lanes(f(load_lanes(in + j, mask)...)).v);
+    }
+  } else
+#endif
+  {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) out[j] = store<Out>(f(C(load(in[j]))...));
   }
 }
 

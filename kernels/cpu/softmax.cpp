@@ -21,8 +21,8 @@ void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
       const T* xr = x + r * n;
       T* yr = y + r * n;
       const C m = row_max(xr, n);
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) buf[j] = fast_exp(load(xr[j]) - m);
+      row_map(
+          n, buf.data(), [m](auto x) { return fast_exp(x - m); }, xr);
       const C s = row_total(buf.data(), n);
       if (log) {
         const C shift = m + std::log(s);
@@ -85,8 +85,8 @@ void backward_last_dim(const T* g, const T* y, T* dx, int64_t rows, int64_t n, b
     T* dr = dx + r * n;
     if (log) {
       const C acc = row_total(gr, n);
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) dr[j] = store<T>(load(gr[j]) - fast_exp(load(yr[j])) * acc);
+      row_map(
+          n, dr, [acc](auto gj, auto yj) { return gj - fast_exp(yj) * acc; }, gr, yr);
     } else {
       const C acc = row_sum(
           n, [](auto gj, auto yj) { return gj * yj; }, gr, yr);
