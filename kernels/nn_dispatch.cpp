@@ -55,13 +55,12 @@ void embedding_forward(const Tensor& indices, const Tensor& weight, Tensor& out)
 void embedding_backward(const Tensor& grad_out, const Tensor& indices, Tensor& grad_weight) {
   OPTIMI_ROUTE("embedding", grad_weight, embedding_backward(grad_out, indices, grad_weight));
 }
-double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& lse) {
-  OPTIMI_ROUTE("cross_entropy", logits, cross_entropy_forward(logits, targets, lse));
+double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& probs) {
+  OPTIMI_ROUTE("cross_entropy", logits, cross_entropy_forward(logits, targets, probs));
 }
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                            double scale, Tensor& grad_logits) {
-  OPTIMI_ROUTE("cross_entropy", logits,
-               cross_entropy_backward(logits, targets, lse, scale, grad_logits));
+void cross_entropy_backward(const Tensor& probs, const Tensor& targets, double scale,
+                            Tensor& grad_logits) {
+  OPTIMI_ROUTE("cross_entropy", probs, cross_entropy_backward(probs, targets, scale, grad_logits));
 }
 double mse_forward(const Tensor& input, const Tensor& target) {
   OPTIMI_ROUTE("mse_loss", input, mse_forward(input, target));

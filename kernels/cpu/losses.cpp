@@ -10,7 +10,7 @@
 namespace optimi::kernels::cpu {
 // Losses are summed in double (chunked_sum: independent of the thread count).
 
-double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& lse) {
+double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& probs) {
   double total = 0;
   visit_floating("cross_entropy", logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -19,18 +19,19 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
     const int64_t classes = rows == 0 ? 0 : logits.numel() / rows;
     const T* x = logits.data<T>();
     const int64_t* t = targets.data<int64_t>();
-    C* out_lse = lse.data<C>();
+    C* p = probs.data<C>();
     std::vector<double> row_loss(rows);
-    parallel_region(rows * classes >= kParallelGrain, [&](const Team& team) {
-      std::vector<C> exps(classes);
-      team.for_static(rows, [&](int64_t r) {
-        const T* xr = x + r * classes;
-        const C m = row_max(xr, classes);
-#pragma omp simd
-        for (int64_t j = 0; j < classes; ++j) exps[j] = fast_exp(load(xr[j]) - m);
-        out_lse[r] = m + std::log(row_total(exps.data(), classes));
-        row_loss[r] = double(out_lse[r]) - double(load(xr[t[r]]));
-      });
+    parallel_for(rows, rows * classes >= kParallelGrain, [&](int64_t r) {
+      const T* xr = x + r * classes;
+      C* pr = p + r * classes;
+      const C m = row_max(xr, classes);
+      row_map(
+          classes, pr, [m](auto v) { return fast_exp(v - m); }, xr);
+      const C sum = row_total(pr, classes);
+      const C inv = C(1) / sum;
+      row_map(
+          classes, pr, [inv](auto e) { return e * inv; }, pr);
+      row_loss[r] = double(m + std::log(sum)) - double(load(xr[t[r]]));
     });
     total = chunked_sum<double>(rows, [&](int64_t begin, int64_t end) {
       double s = 0;
@@ -41,27 +42,24 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
   return total;
 }
 
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                            double scale, Tensor& grad_logits) {
-  visit_floating("cross_entropy", logits.dtype(), [&](auto tag) {
+void cross_entropy_backward(const Tensor& probs, const Tensor& targets, double scale,
+                            Tensor& grad_logits) {
+  visit_floating("cross_entropy", grad_logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     const int64_t rows = targets.numel();
-    const int64_t classes = rows == 0 ? 0 : logits.numel() / rows;
-    const T* x = logits.data<T>();
+    const int64_t classes = rows == 0 ? 0 : probs.numel() / rows;
+    const C* p = probs.data<C>();
     const int64_t* t = targets.data<int64_t>();
-    const C* l = lse.data<C>();
     T* g = grad_logits.data<T>();
     const C sc = C(scale);
     parallel_for(rows, rows * classes >= kParallelGrain, [&](int64_t r) {
-      const T* xr = x + r * classes;
+      const C* pr = p + r * classes;
       T* gr = g + r * classes;
-      const C lr = l[r];
+      row_map(
+          classes, gr, [sc](auto pj) { return pj * sc; }, pr);
       const int64_t target = t[r];
-#pragma omp simd
-      for (int64_t j = 0; j < classes; ++j) {
-        gr[j] = store<T>((fast_exp(load(xr[j]) - lr) - C(j == target ? 1 : 0)) * sc);
-      }
+      gr[target] = store<T>((pr[target] - C(1)) * sc);
     });
   });
 }

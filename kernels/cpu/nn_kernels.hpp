@@ -41,12 +41,12 @@ void embedding_forward(const Tensor& indices, const Tensor& weight, Tensor& out)
 // grad_weight (compute-typed, zeroed) [num, dim] += scatter of grad_out [n, dim] by indices.
 void embedding_backward(const Tensor& grad_out, const Tensor& indices, Tensor& grad_weight);
 
-// logits [rows, classes], Int64 targets [rows] (bounds-checked). Saves the compute-typed
-// log-sum-exp of every row in lse and returns the sum of the per-row losses.
-double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& lse);
-// grad_logits = (softmax(logits) - onehot(targets)) * scale.
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                            double scale, Tensor& grad_logits);
+// logits [rows, classes], Int64 targets [rows] (bounds-checked). Writes softmax(logits) into
+// probs (compute-typed, [rows, classes]) and returns the sum of the per-row losses.
+double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& probs);
+// grad_logits = (probs - onehot(targets)) * scale.
+void cross_entropy_backward(const Tensor& probs, const Tensor& targets, double scale,
+                            Tensor& grad_logits);
 
 // Sum of (input - target)^2 over same-shaped tensors.
 double mse_forward(const Tensor& input, const Tensor& target);

@@ -48,9 +48,9 @@ void layer_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& me
                          Tensor& grad_weight, Tensor& grad_bias);
 void embedding_forward(const Tensor& indices, const Tensor& weight, Tensor& out);
 void embedding_backward(const Tensor& grad_out, const Tensor& indices, Tensor& grad_weight);
-double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& lse);
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                            double scale, Tensor& grad_logits);
+double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& probs);
+void cross_entropy_backward(const Tensor& probs, const Tensor& targets, double scale,
+                            Tensor& grad_logits);
 double mse_forward(const Tensor& input, const Tensor& target);
 void mse_backward(const Tensor& input, const Tensor& target, double scale, Tensor& grad_input,
                   Tensor& grad_target);

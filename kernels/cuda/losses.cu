@@ -32,14 +32,15 @@ double sum_to_host(Device device, const double* values, int64_t n) {
   return result;
 }
 
-// A block per row: lse = max + log(sum(exp(x - max))), loss = lse - x[target].
+// A block per row: probs = exp(x - max) / sum(exp(x - max)), loss = max + log(sum) - x[target].
 template <class T>
 __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* targets,
-                                             compute_t<T>* lse, double* row_loss, int64_t rows,
+                                             compute_t<T>* probs, double* row_loss, int64_t rows,
                                              int64_t classes) {
   using C = compute_t<T>;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = logits + r * classes;
+    C* pr = probs + r * classes;
     C m = -INFINITY;
     for (int64_t j = threadIdx.x; j < classes; j += blockDim.x) {
       const C v = load(xr[j]);
@@ -47,27 +48,29 @@ __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* tar
     }
     m = block_max(m);
     C s = 0;
-    for (int64_t j = threadIdx.x; j < classes; j += blockDim.x) s += fast_exp(C(load(xr[j])) - m);
-    s = block_sum(s);
-    if (threadIdx.x == 0) {
-      const C l = m + std::log(s);
-      lse[r] = l;
-      row_loss[r] = double(l) - double(load(xr[targets[r]]));
+    for (int64_t j = threadIdx.x; j < classes; j += blockDim.x) {
+      const C e = fast_exp(C(load(xr[j])) - m);
+      pr[j] = e;
+      s += e;
     }
+    s = block_sum(s);  // each thread scales the entries it wrote itself
+    const C inv = C(1) / s;
+    for (int64_t j = threadIdx.x; j < classes; j += blockDim.x) pr[j] *= inv;
+    if (threadIdx.x == 0) row_loss[r] = double(m + std::log(s)) - double(load(xr[targets[r]]));
   }
 }
 
 template <class T>
-__global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* targets,
-                                              const compute_t<T>* lse, compute_t<T> scale, T* grad,
-                                              int64_t rows, int64_t classes) {
+__global__ void cross_entropy_backward_kernel(const compute_t<T>* probs, const int64_t* targets,
+                                              compute_t<T> scale, T* grad, int64_t rows,
+                                              int64_t classes) {
   using C = compute_t<T>;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < rows * classes;
        e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = e / classes;
     const int64_t j = e % classes;
     const C onehot = j == targets[r] ? C(1) : C(0);
-    grad[e] = store<T>((fast_exp(C(load(logits[e])) - lse[r]) - onehot) * scale);
+    grad[e] = store<T>((probs[e] - onehot) * scale);
   }
 }
 
@@ -97,7 +100,7 @@ __global__ void mse_backward_kernel(const T* a, const T* b, compute_t<T> scale, 
 
 }  // namespace
 
-double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& lse) {
+double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& probs) {
   const int64_t rows = targets.numel();
   const int64_t classes = rows == 0 ? 0 : logits.numel() / rows;
   if (rows == 0) return 0.0;
@@ -109,25 +112,25 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
     using T = decltype(tag);
     using C = compute_t<T>;
     cross_entropy_forward_kernel<<<grid_for(rows, 1), kThreads, 0, stream(device)>>>(
-        ptr<const T>(logits), ptr<const int64_t>(targets), ptr<C>(lse), losses, rows, classes);
+        ptr<const T>(logits), ptr<const int64_t>(targets), ptr<C>(probs), losses, rows, classes);
     OPTIMI_CUDA_CHECK_LAUNCH("cross_entropy_forward_kernel");
   });
   return sum_to_host(device, losses, rows);
 }
 
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                            double scale, Tensor& grad_logits) {
+void cross_entropy_backward(const Tensor& probs, const Tensor& targets, double scale,
+                            Tensor& grad_logits) {
   const int64_t rows = targets.numel();
-  const int64_t classes = rows == 0 ? 0 : logits.numel() / rows;
+  const int64_t classes = rows == 0 ? 0 : probs.numel() / rows;
   if (rows * classes == 0) return;
-  DeviceGuard guard(logits.device());
-  visit_floating("cross_entropy", logits.dtype(), [&](auto tag) {
+  DeviceGuard guard(probs.device());
+  visit_floating("cross_entropy", grad_logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     cross_entropy_backward_kernel<<<grid_for(rows * classes), kThreads, 0,
-                                    stream(logits.device())>>>(
-        ptr<const T>(logits), ptr<const int64_t>(targets), ptr<const C>(lse), C(scale),
-        ptr<T>(grad_logits), rows, classes);
+                                    stream(probs.device())>>>(ptr<const C>(probs),
+                                                              ptr<const int64_t>(targets), C(scale),
+                                                              ptr<T>(grad_logits), rows, classes);
     OPTIMI_CUDA_CHECK_LAUNCH("cross_entropy_backward_kernel");
   });
 }

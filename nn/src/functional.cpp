@@ -320,14 +320,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
   Tensor tc = operand(targets);
   check_targets(op, tc, classes);
   Tensor lc = operand(logits);
-  Tensor lse = Tensor::empty({rows}, kernels::compute_dtype(logits.dtype()), logits.device());
-  const double total = kernels::cross_entropy_forward(lc, tc, lse);
+  Tensor probs = Tensor::empty(lc.shape(), kernels::compute_dtype(lc.dtype()), lc.device());
+  const double total = kernels::cross_entropy_forward(lc, tc, probs);
   Tensor loss = Tensor::full({}, total / double(rows), logits.dtype(), logits.device());
-  autograd::record(op, {logits}, loss, [lc, tc, lse, rows](const Tensor& g, const Needs&) {
-    Tensor grad = empty_like_shape(lc);
-    kernels::cross_entropy_backward(lc, tc, lse, g.item() / double(rows), grad);
-    return Grads{grad};
-  });
+  autograd::record(op, {logits}, loss,
+                   [probs, tc, rows, dtype = lc.dtype()](const Tensor& g, const Needs&) {
+                     Tensor grad = Tensor::empty(probs.shape(), dtype, probs.device());
+                     kernels::cross_entropy_backward(probs, tc, g.item() / double(rows), grad);
+                     return Grads{grad};
+                   });
   return loss;
 }
 
