@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "kernels/elementwise.hpp"
 #include "optimi/autograd.hpp"
 #include "optimi/ops.hpp"
 #include "optimi/tensor.hpp"
@@ -46,7 +47,7 @@ Tensor recorded_part(const char* op, const Tensor& self, int64_t offset, Shape s
           part(slot).copy_(grad);
         } else {
           Tensor region = part(slot);
-          region.copy_(region + grad);
+          kernels::binary(kernels::BinaryOp::Add, region, grad, region);  // in place
         }
       });
   return out;
