@@ -8,10 +8,12 @@
 #endif
 
 #include "kernels/fast_math.hpp"
+#include "kernels/functors.hpp"
 #include "optimi/dtype.hpp"
 
-// 16 float32 lanes of AVX-512 with the arithmetic the row kernels' element lambdas use (see
-// row_reduce.hpp), so that one generic lambda serves lanes and scalars alike.
+// 16 float32 lanes of AVX-512 with the arithmetic the row kernels' element lambdas and a few
+// element-wise functors use (see row_reduce.hpp, elementwise.cpp), so that one generic lambda or
+// functor serves lanes and scalars alike.
 namespace optimi::kernels::cpu {
 
 #if OPTIMI_ROW_LANES
@@ -53,6 +55,16 @@ inline Lanes fast_exp(Lanes x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   return _mm512_maskz_scalef_ps(kept, p, n);
+}
+
+// fn::gelu_tanh_sigmoid lane by lane (found by argument-dependent lookup from the GELU functors):
+// the same arithmetic, with the far-left select as a mask.
+inline Lanes gelu_tanh_sigmoid(Lanes x) {
+  const Lanes u = Lanes(float(fn::kSqrt2OverPi)) * (x + Lanes(0.044715f) * x * x * x);
+  const __mmask16 far_left = _mm512_cmp_ps_mask(u.v, _mm512_set1_ps(-40.0f), _CMP_LT_OQ);
+  const __m512 s =
+      _mm512_div_ps(_mm512_set1_ps(1.0f), (Lanes(1.0f) + fast_exp(Lanes(-2.0f) * u)).v);
+  return _mm512_mask_blend_ps(far_left, s, _mm512_setzero_ps());
 }
 
 inline __mmask16 row_mask(int64_t left) {
