@@ -9,10 +9,23 @@
 namespace optimi::kernels::cpu {
 namespace {
 
+// p, or a row of `cols` copies of v where p is null (no weight or bias): every row then runs the
+// one code path, on lanes for float32 (a row of a few dozen elements would otherwise end in
+// scalar iterations, a quarter of a d = 20 row).
+template <class C>
+const C* or_filled(const C* p, int64_t cols, C v, std::vector<C>& storage) {
+  if (p) return p;
+  storage.assign(size_t(cols), v);
+  return storage.data();
+}
+
 template <class T>
-void forward(const T* x, const compute_t<T>* w, const compute_t<T>* b, compute_t<T> eps, T* y,
-             compute_t<T>* mean, compute_t<T>* rstd, int64_t rows, int64_t cols) {
+void forward(const T* x, const compute_t<T>* weight, const compute_t<T>* bias, compute_t<T> eps,
+             T* y, compute_t<T>* mean, compute_t<T>* rstd, int64_t rows, int64_t cols) {
   using C = compute_t<T>;
+  std::vector<C> ones, zeros;
+  const C* w = or_filled(weight, cols, C(1), ones);
+  const C* b = or_filled(bias, cols, C(0), zeros);
   parallel_for(rows, rows * cols >= kParallelGrain, [&](int64_t r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
@@ -28,11 +41,8 @@ void forward(const T* x, const compute_t<T>* w, const compute_t<T>* b, compute_t
     const C rs = C(1) / std::sqrt(sq / C(cols) + eps);
     mean[r] = mu;
     rstd[r] = rs;
-#pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) {
-      const C v = (load(xr[j]) - mu) * rs;
-      yr[j] = store<T>(v * (w ? w[j] : C(1)) + (b ? b[j] : C(0)));
-    }
+    row_map(
+        cols, yr, [mu, rs](auto v, auto wj, auto bj) { return (v - mu) * rs * wj + bj; }, xr, w, b);
   });
 }
 
@@ -41,9 +51,11 @@ void forward(const T* x, const compute_t<T>* w, const compute_t<T>* b, compute_t
 // do not depend on timing.
 template <class T>
 void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t<T>* rstd,
-              const compute_t<T>* w, T* dx, compute_t<T>* dw, compute_t<T>* db, int64_t rows,
+              const compute_t<T>* weight, T* dx, compute_t<T>* dw, compute_t<T>* db, int64_t rows,
               int64_t cols) {
   using C = compute_t<T>;
+  std::vector<C> ones;
+  const C* w = or_filled(weight, cols, C(1), ones);
   const bool want_params = dw || db;
   const int threads = team_size();
   // A cache line between the partial sums of two threads: they add to theirs on every row.
@@ -59,6 +71,8 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
       const C mu = mean[r];
       const C rs = rstd[r];
       if (want_params) {
+        // A plain loop: on lanes, the next row would load the partial sums through the masked
+        // stores of this one, which do not forward to loads (1% slower at d = 20).
 #pragma omp simd
         for (int64_t j = 0; j < cols; ++j) {
           const C g = load(gr[j]);
@@ -68,26 +82,17 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
       }
       if (!dx) return;
       // g = dy * weight; xhat = (x - mu) * rs.
-      C sum_g, sum_gx;
-      if (w) {
-        sum_g = row_sum(
-            cols, [](auto g, auto wj) { return g * wj; }, gr, w);
-        sum_gx = row_sum(
-            cols, [mu, rs](auto g, auto x, auto wj) { return g * wj * ((x - mu) * rs); }, gr, xr,
-            w);
-      } else {
-        sum_g = row_total(gr, cols);
-        sum_gx = row_sum(
-            cols, [mu, rs](auto g, auto x) { return g * ((x - mu) * rs); }, gr, xr);
-      }
-      const C a = sum_g / C(cols);
-      const C c = sum_gx / C(cols);
-      T* dr = dx + r * cols;
-#pragma omp simd
-      for (int64_t j = 0; j < cols; ++j) {
-        const C g = load(gr[j]) * (w ? w[j] : C(1));
-        dr[j] = store<T>(rs * (g - a - (load(xr[j]) - mu) * rs * c));
-      }
+      const C a = row_sum(
+                      cols, [](auto g, auto wj) { return g * wj; }, gr, w) /
+                  C(cols);
+      const C c = row_sum(
+                      cols, [mu, rs](auto g, auto v, auto wj) { return g * wj * ((v - mu) * rs); },
+                      gr, xr, w) /
+                  C(cols);
+      row_map(
+          cols, dx + r * cols,
+          [mu, rs, a, c](auto g, auto v, auto wj) { return rs * (g * wj - a - (v - mu) * rs * c); },
+          gr, xr, w);
     });
   });
   if (!want_params) return;

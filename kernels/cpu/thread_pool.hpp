@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 
 // The team of threads the CPU kernels share out their loops on, in place of OpenMP's: libgomp
 // starts and joins a parallel region through two futex barriers, about a microsecond, which the
@@ -16,8 +17,10 @@ class Team;
 // A type-erased reference to a job: no allocation, unlike std::function.
 class JobRef {
  public:
+  // Not for a JobRef: copying one would otherwise wrap it in another, a second indirect call.
   template <class F>
-  JobRef(F& f) : object_(&f), call_([](void* o, const Team& t) { (*static_cast<F*>(o))(t); }) {}
+  requires(!std::is_same_v<std::remove_const_t<F>, JobRef>) JobRef(F& f)
+      : object_(&f), call_([](void* o, const Team& t) { (*static_cast<F*>(o))(t); }) {}
   void operator()(const Team& team) const { call_(object_, team); }
 
  private:
