@@ -14,6 +14,7 @@
 #include "optimi/autograd.hpp"
 #include "optimi/nn/safetensors.hpp"
 #include "optimi/optim.hpp"
+#include "optimi/random.hpp"
 #include "optimi/warning.hpp"
 
 using namespace optimi;
@@ -361,6 +362,46 @@ TEST_CASE("steps never write the gradient", "[optim]") {
           opt->step();
         }
         CHECK(g.to_vector<float>() == before);
+      }
+    }
+  }
+}
+
+TEST_CASE("a step over tensors of mixed sizes equals stepping each alone, bit for bit", "[optim]") {
+  // The CPU shares a step out on the threads: tensors of 2^15 elements or more element-wise,
+  // smaller ones whole to one thread each. Every tensor must come out as a step of its own gives
+  // (one tensor of a few elements runs on the calling thread alone).
+  const std::vector<int64_t> sizes = {40000, 3000, 5, 1200, 70000};
+  for (const std::string& name : testing::optimizer_names()) {
+    for (DType dtype : {DType::Float32, DType::BFloat16}) {
+      DYNAMIC_SECTION(name << " " << dtype_name(dtype)) {
+        manual_seed(21);
+        std::vector<Tensor> together, grads;
+        for (int64_t n : sizes) {
+          together.push_back(Tensor::randn({n}).to(dtype));
+          grads.push_back(Tensor::randn({n}).to(dtype));
+        }
+        const nlohmann::json options = {{"lr", 1e-2}, {"weight_decay", 0.1}};
+        CapturedWarnings quiet;
+        auto all = testing::make_optimizer(name, options, together);
+        std::vector<Tensor> alone;
+        std::vector<std::unique_ptr<optim::Optimizer>> each;
+        for (const Tensor& t : together) {
+          alone.push_back(t.clone());
+          each.push_back(testing::make_optimizer(name, options, std::vector<Tensor>{alone.back()}));
+        }
+        for (int step = 0; step < 3; ++step) {
+          for (size_t i = 0; i < sizes.size(); ++i) {
+            together[i].set_grad(grads[i]);
+            alone[i].set_grad(grads[i]);
+            each[i]->step();
+          }
+          all->step();
+        }
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          INFO("tensor " << i << " of " << sizes[i] << " elements");
+          CHECK(together[i].to_vector<float>() == alone[i].to_vector<float>());
+        }
       }
     }
   }

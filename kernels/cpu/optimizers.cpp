@@ -19,8 +19,12 @@
 namespace optimi::kernels::cpu {
 namespace {
 
-// Below this a parallel region costs more than it saves.
-constexpr int64_t kParallelThreshold = 1 << 15;
+// Elements (in all the step's tensors) below which a parallel region costs more than it saves.
+constexpr int64_t kParallelThreshold = 1 << 12;
+// Tensors below this go whole to one thread, taken as threads come free (a small model's step is
+// many tensors of a few thousand elements: shared out element-wise, each would cost a barrier
+// or a region); larger ones are shared out element-wise between the threads.
+constexpr int64_t kSharedTensor = 1 << 15;
 
 // One thread's share of the elements. flatten inlines all of the per-element math however large
 // this file's instantiations make it (GCC otherwise stops inlining at its unit-growth limit and the
@@ -107,6 +111,17 @@ Share share_of(const KernelArgs& a, int64_t thread, int64_t threads) {
   return {begin, std::min(a.numel, begin + block)};
 }
 
+// The tensors that go whole to one thread, largest first: the last ones taken are the smallest.
+std::vector<size_t> whole_tensors(std::span<const KernelArgs> tensors) {
+  std::vector<size_t> order;
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    if (tensors[k].numel < kSharedTensor) order.push_back(k);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return tensors[a].numel > tensors[b].numel; });
+  return order;
+}
+
 // Per-thread partial sums, combined in thread order so that results do not depend on timing.
 class PartialSums {
  public:
@@ -135,12 +150,18 @@ std::vector<double> launch(std::span<const Op> ops, std::span<const KernelArgs> 
     return sums;
   }
   PartialSums partial(count);
+  const std::vector<size_t> whole = whole_tensors(tensors);
   // No barrier between tensors: a thread moves on as soon as its share of one is done.
   parallel_region(true, [&](const Team& team) {
     for (size_t k = 0; k < count; ++k) {
+      if (tensors[k].numel < kSharedTensor) continue;
       Share s = share_of(tensors[k], team.thread(), team.threads());
       partial.at(team.thread(), k) = run_any(ops[k], tensors[k], s.begin, s.end);
     }
+    team.for_dynamic(int64_t(whole.size()), [&](int64_t i) {
+      const size_t k = whole[size_t(i)];
+      partial.at(team.thread(), k) = run_any(ops[k], tensors[k], 0, tensors[k].numel);
+    });
   });
   for (size_t k = 0; k < count; ++k) sums[k] = partial.total(k);
   return sums;
@@ -163,13 +184,19 @@ void stable_adamw_step(const StableAdamWMoments& moments, const StableAdamWClip&
     return;
   }
   PartialSums partial(count);
+  const std::vector<size_t> whole = whole_tensors(tensors);
   parallel_region(true, [&](const Team& team) {
     for (size_t k = 0; k < count; ++k) {
+      if (tensors[k].numel < kSharedTensor) continue;
       Share s = share_of(tensors[k], team.thread(), team.threads());
       partial.at(team.thread(), k) = run_any(moments, tensors[k], s.begin, s.end);
       team.barrier();
       run_any(clip.update(partial.total(k), tensors[k].numel), tensors[k], s.begin, s.end);
     }
+    team.for_dynamic(int64_t(whole.size()), [&](int64_t i) {
+      const KernelArgs& t = tensors[whole[size_t(i)]];
+      run_any(clip.update(run_any(moments, t, 0, t.numel), t.numel), t, 0, t.numel);
+    });
   });
 }
 
