@@ -144,9 +144,8 @@ void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal, C scale) {
       factor = C(1);
     }
     const C m = row_max(row, n) * factor;
-    row_map(
-        n, row, [factor, m](auto x) { return fast_exp(x * factor - m); }, row);
-    const C inv = C(1) / row_total(row, n);
+    const C inv = C(1) / row_map_total(
+                             n, row, [factor, m](auto x) { return fast_exp(x * factor - m); }, row);
     row_map(
         n, row, [inv](auto e) { return e * inv; }, row);
     std::fill(row + n, row + sk, C(0));

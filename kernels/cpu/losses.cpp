@@ -25,9 +25,8 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
       const T* xr = x + r * classes;
       C* pr = p + r * classes;
       const C m = row_max(xr, classes);
-      row_map(
+      const C sum = row_map_total(
           classes, pr, [m](auto v) { return fast_exp(v - m); }, xr);
-      const C sum = row_total(pr, classes);
       const C inv = C(1) / sum;
       row_map(
           classes, pr, [inv](auto e) { return e * inv; }, pr);

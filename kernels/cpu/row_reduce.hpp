@@ -89,4 +89,33 @@ void row_map(int64_t n, Out* out, F f, const In*... in) {
   }
 }
 
+// row_map into a row of the compute type, returning the sum of what it wrote (in one pass: the
+// exponentials of a softmax and their total).
+template <class C, class F, class... In>
+C row_map_total(int64_t n, C* out, F f, const In*... in) {
+#if OPTIMI_ROW_LANES
+  if constexpr (std::is_same_v<C, float> &&
+                std::is_same_v<std::common_type_t<compute_t<In>...>, float>) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 mask = row_mask(n - j);
+      const __m512 v = Lanes(f(load_lanes(in + j, mask)...)).v;
+      _mm512_mask_storeu_ps(out + j, mask, v);
+      acc = _mm512_mask_add_ps(acc, mask, acc, v);
+    }
+    return _mm512_reduce_add_ps(acc);
+  } else
+#endif
+  {
+    C sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) {
+      const C v = f(C(load(in[j]))...);
+      out[j] = v;
+      sum += v;
+    }
+    return sum;
+  }
+}
+
 }  // namespace optimi::kernels::cpu

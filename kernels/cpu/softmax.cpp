@@ -21,9 +21,8 @@ void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
       const T* xr = x + r * n;
       T* yr = y + r * n;
       const C m = row_max(xr, n);
-      row_map(
+      const C s = row_map_total(
           n, buf.data(), [m](auto x) { return fast_exp(x - m); }, xr);
-      const C s = row_total(buf.data(), n);
       if (log) {
         const C shift = m + std::log(s);
 #pragma omp simd
