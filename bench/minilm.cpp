@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bench/common.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "samples/minilm/model.hpp"
 
 using namespace optimi;
@@ -143,6 +144,12 @@ int run(const Config& c) {
   // On CUDA also the device's peak of live tensor bytes (memory_stats: the caching allocator's
   // cached blocks are not counted).
   std::optional<double> peak_device_mb;
+  if (device.is_cpu()) {
+    // The CPU kernels' team (a far one shares out only larger loops: see TeamInfo).
+    const kernels::cpu::TeamInfo team = kernels::cpu::team_info();
+    std::printf(" threads=%d handoff=%.0f ns%s", team.threads, team.handoff_ns,
+                team.sharing_factor > 1 ? " (far cores)" : "");
+  }
   if (device.is_cuda()) {
     peak_device_mb = double(memory_stats(device).peak_bytes) / (1024.0 * 1024.0);
     std::printf(" peak_device=%.1f MB", *peak_device_mb);

@@ -114,3 +114,15 @@ TEST_CASE("a forked child runs jobs on a team of its own", "[thread_pool]") {
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("a team on far cores shares out only larger loops", "[thread_pool]") {
+  // ~0.25 us for an empty job on neighbouring cores, ~1 us far apart (see TeamInfo).
+  CHECK(sharing_factor_for(250) == 1);
+  CHECK(sharing_factor_for(1000) == kFarTeamFactor);
+  const TeamInfo team = team_info();
+  CHECK(team.threads == team_size());
+  CHECK(team.sharing_factor == sharing_factor_for(team.handoff_ns));
+  if (team.threads > 1) CHECK(team.handoff_ns > 0);
+  // Alone, the calling thread is the whole team: nothing to hand over.
+  if (team.threads == 1) CHECK(team.handoff_ns == 0);
+}

@@ -166,7 +166,7 @@ void forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bo
   const int64_t d = qm.cols;
   const int64_t dv = vm.cols;
   C* p = probs.data<C>();
-  parallel_region(count > 1 && count * sq * sk >= kParallelGrain, [&](const Team& team) {
+  parallel_region(count > 1 && worth_sharing(count * sq * sk), [&](const Team& team) {
     std::vector<C> qs, ks, vs, os;
     team.for_static(count, [&](int64_t b) {
       const MatrixRef<C> Q = matrix(qm, b, qs);
@@ -205,7 +205,7 @@ void backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Te
   const int64_t d = qm.cols;
   const int64_t dv = vm.cols;
   const C* p = probs.data<C>();
-  parallel_region(count > 1 && count * sq * sk >= kParallelGrain, [&](const Team& team) {
+  parallel_region(count > 1 && worth_sharing(count * sq * sk), [&](const Team& team) {
     std::vector<C> gs, qs, ks, vs, gqs, gks, gvs;
     std::vector<C> ds_buffer(sq * sk);
     C* dS = ds_buffer.data();

@@ -20,7 +20,7 @@ void dropout_apply(const Tensor& x, const Tensor& mask, double scale, Tensor& ou
     T* o = out.data<T>();
     const C sc = C(scale);
     const int64_t n = x.numel();
-    parallel_ranges(n, n >= kParallelGrain, [&](int64_t begin, int64_t end) {
+    parallel_ranges(n, worth_sharing(n), [&](int64_t begin, int64_t end) {
 #pragma omp simd
       for (int64_t i = begin; i < end; ++i) o[i] = store<T>(load(xs[i]) * (m[i] ? sc : C(0)));
     });

@@ -261,8 +261,7 @@ void reduce_typed(const Tensor& x, int64_t dim, Tensor& out) {
       std::copy(acc, acc + nj, partial.begin() + (b * parts + part) * r.inner + j0);
     }
   };
-  parallel_for(r.outer * chunks * parts, r.outer * r.reduced * r.inner >= kParallelGrain,
-               reduce_task);
+  parallel_for(r.outer * chunks * parts, worth_sharing(r.outer * r.reduced * r.inner), reduce_task);
   if (parts == 1) return;
   for (int64_t b = 0; b < r.outer; ++b) {
     const Acc* slice = partial.data() + b * parts * r.inner;

@@ -13,7 +13,7 @@ void embedding_forward(const Tensor& indices, const Tensor& weight, Tensor& out)
     const int64_t* idx = indices.data<int64_t>();
     const T* w = weight.data<T>();
     T* o = out.data<T>();
-    parallel_for(n, n * dim >= kParallelGrain, [&](int64_t i) {
+    parallel_for(n, worth_sharing(n * dim), [&](int64_t i) {
       std::copy(w + idx[i] * dim, w + (idx[i] + 1) * dim, o + i * dim);
     });
   });

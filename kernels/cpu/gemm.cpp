@@ -99,7 +99,7 @@ template <class T>
 int64_t widen(const T* src, Layout layout, int64_t rows, int64_t cols, float* dst, bool parallel) {
   int64_t outer = layout.col_major ? cols : rows;
   int64_t inner = layout.col_major ? rows : cols;
-  parallel_for(outer, parallel && outer * inner >= kParallelGrain, [&](int64_t o) {
+  parallel_for(outer, parallel && worth_sharing(outer * inner), [&](int64_t o) {
     const T* s = src + o * layout.ld;
     float* d = dst + o * inner;
     for (int64_t i = 0; i < inner; ++i) d[i] = load(s[i]);
@@ -166,7 +166,7 @@ void widened_one(const Problem& p, int64_t i, const T* a, const T* b, T* c, cons
                 w.b.data(), ldb, w.c.data(), p.n, p.m, p.n, p.k, static_cast<const float*>(nullptr),
                 threaded);
   T* out = c + i * p.m * p.n;
-  parallel_for(p.m, threaded && p.m * p.n >= kParallelGrain, [&](int64_t r) {
+  parallel_for(p.m, threaded && worth_sharing(p.m * p.n), [&](int64_t r) {
     for (int64_t j = 0; j < p.n; ++j) {
       const float sum = w.c[size_t(r * p.n + j)];
       out[r * p.n + j] = store<T>(bias ? sum + load(bias[j]) : sum);
@@ -288,16 +288,21 @@ void gemm_concurrent(const std::vector<GemmProduct>& products) {
   // too small to share out evenly). Larger ones are shared out in turn: side by side, the two
   // threads finish their products apart (the small config 0.4-0.8% slower).
   constexpr int64_t kSmallProduct = int64_t(1) << 24;
+  // Multiply-adds in all below which the products run on this thread, one after another.
+  constexpr int64_t kSideBySideWork = int64_t(1) << 18;
   const int64_t threads = team_size();
   const int64_t count = int64_t(products.size());
   std::vector<Prepared> prepared;
   bool all_small = true;
+  int64_t work = 0;
   for (const GemmProduct& x : products) {
     prepared.push_back(prepare(x.a, x.b, x.c));
     const Problem& p = prepared.back().p;
     all_small = all_small && p.batch * p.m * p.n * p.k < kSmallProduct;
+    work += p.batch * p.m * p.n * p.k;
   }
-  const bool side_by_side = count > 1 && threads > 1 && all_small;
+  const bool side_by_side =
+      count > 1 && threads > 1 && all_small && worth_sharing(work, kSideBySideWork);
   if (!side_by_side) {
     for (int64_t i = 0; i < count; ++i)
       run(prepared[size_t(i)], products[size_t(i)].c, products[size_t(i)].bias, true);

@@ -395,7 +395,7 @@ void run(MatrixRef<typename K::Elem> a, MatrixRef<typename K::Elem> b, typename 
   const int64_t panels = (n + kNr - 1) / kNr;
   const int64_t blocks_n = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
   constexpr int64_t kThreadedWork = int64_t(1) << 18;  // m*n*k below which one thread is faster
-  const int64_t threads = threaded && m * n * k >= kThreadedWork ? team_size() : 1;
+  const int64_t threads = threaded && worth_sharing(m * n * k, kThreadedWork) ? team_size() : 1;
   // Rows per task: kMc, or fewer (whole tile groups) where kMc would leave too few tasks to share
   // out evenly (512 rows in blocks of 168 give 2 threads 336 and 176).
   constexpr int64_t kTasksPerThread = 4;

@@ -32,7 +32,7 @@ void index_select(const Tensor& src, int64_t dim, const Tensor& index, Tensor& o
   const int64_t row_bytes = e.inner * element_size(src.dtype());
   const char* from = static_cast<const char*>(src.data_ptr());
   char* to = static_cast<char*>(out.data_ptr());
-  parallel_for(e.outer * n, e.outer * n * e.inner >= kParallelGrain, [&](int64_t r) {
+  parallel_for(e.outer * n, worth_sharing(e.outer * n * e.inner), [&](int64_t r) {
     int64_t o = r / n;
     int64_t j = r % n;
     std::memcpy(to + r * row_bytes, from + (o * size + idx[j]) * row_bytes, size_t(row_bytes));
@@ -52,7 +52,7 @@ void index_add(Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src)
     using T = decltype(tag);
     T* out = dst.data<T>();
     const T* in = src.data<T>();
-    parallel_for(e.outer * blocks, e.outer * n * e.inner >= kParallelGrain, [&](int64_t task) {
+    parallel_for(e.outer * blocks, worth_sharing(e.outer * n * e.inner), [&](int64_t task) {
       int64_t o = task / blocks;
       int64_t begin = (task % blocks) * kBlock;
       int64_t end = std::min(e.inner, begin + kBlock);

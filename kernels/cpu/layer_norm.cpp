@@ -26,7 +26,7 @@ void forward(const T* x, const compute_t<T>* weight, const compute_t<T>* bias, c
   std::vector<C> ones, zeros;
   const C* w = or_filled(weight, cols, C(1), ones);
   const C* b = or_filled(bias, cols, C(0), zeros);
-  parallel_for(rows, rows * cols >= kParallelGrain, [&](int64_t r) {
+  parallel_for(rows, worth_sharing(rows * cols), [&](int64_t r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
     const C mu = row_total(xr, cols) / C(cols);
@@ -62,7 +62,7 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
   const int64_t stride = cols + 64 / int64_t(sizeof(C));
   std::vector<C> partial_w(want_params ? threads * stride : 0, C(0));
   std::vector<C> partial_b(want_params ? threads * stride : 0, C(0));
-  parallel_region(rows * cols >= kParallelGrain, [&](const Team& team) {
+  parallel_region(worth_sharing(rows * cols), [&](const Team& team) {
     C* pw = want_params ? partial_w.data() + team.thread() * stride : nullptr;
     C* pb = want_params ? partial_b.data() + team.thread() * stride : nullptr;
     team.for_static(rows, [&](int64_t r) {

@@ -13,11 +13,6 @@
 // dimension becomes a flat loop the compiler vectorises.
 namespace optimi::kernels::cpu {
 
-// Elements below which threads cost more than they save: with 2 threads the MiniLM seed step
-// (rows of 20, [512, 20] activations, 5120-element weights) ran 9-11% faster at 8192 than at
-// 32768, and 2% faster again at 4096 (1% more at 2048).
-constexpr int64_t kParallelGrain = int64_t(1) << 12;
-
 // Σ partial(begin, end) over fixed chunks of [0, n), the chunks shared out on the team and added
 // in order: the result does not depend on the number of threads.
 template <class Acc, class F>
@@ -25,7 +20,7 @@ Acc chunked_sum(int64_t n, F&& partial) {
   constexpr int64_t kChunk = 4096;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<Acc> sums(size_t(chunks), Acc(0));
-  parallel_for(chunks, n >= kParallelGrain, [&](int64_t c) {
+  parallel_for(chunks, worth_sharing(n), [&](int64_t c) {
     sums[size_t(c)] = partial(c * kChunk, std::min(n, (c + 1) * kChunk));
   });
   Acc total = 0;
@@ -113,7 +108,7 @@ void for_each_row(const StridedLayout<N>& l, Row&& row) {
   for (int k = 0; k < N; ++k) inner_stride[k] = l.strides[k].back();
   if (rows == 1) {
     // One long row: one contiguous share per thread.
-    parallel_ranges(inner, inner >= kParallelGrain, [&](int64_t begin, int64_t end) {
+    parallel_ranges(inner, worth_sharing(inner), [&](int64_t begin, int64_t end) {
       if (end == begin) return;
       std::array<char*, N> p;
       for (int k = 0; k < N; ++k) p[k] = l.base[k] + begin * inner_stride[k] * l.itemsize[k];
@@ -121,7 +116,7 @@ void for_each_row(const StridedLayout<N>& l, Row&& row) {
     });
     return;
   }
-  parallel_for(rows, rows * inner >= kParallelGrain, [&](int64_t r) {
+  parallel_for(rows, worth_sharing(rows * inner), [&](int64_t r) {
     std::array<char*, N> p = l.base;
     int64_t rem = r;
     for (int64_t d = nd - 2; d >= 0; --d) {

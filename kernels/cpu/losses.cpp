@@ -21,7 +21,7 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
     const int64_t* t = targets.data<int64_t>();
     C* p = probs.data<C>();
     std::vector<double> row_loss(rows);
-    parallel_for(rows, rows * classes >= kParallelGrain, [&](int64_t r) {
+    parallel_for(rows, worth_sharing(rows * classes), [&](int64_t r) {
       const T* xr = x + r * classes;
       C* pr = p + r * classes;
       const C m = row_max(xr, classes);
@@ -52,7 +52,7 @@ void cross_entropy_backward(const Tensor& probs, const Tensor& targets, double s
     const int64_t* t = targets.data<int64_t>();
     T* g = grad_logits.data<T>();
     const C sc = C(scale);
-    parallel_for(rows, rows * classes >= kParallelGrain, [&](int64_t r) {
+    parallel_for(rows, worth_sharing(rows * classes), [&](int64_t r) {
       const C* pr = p + r * classes;
       T* gr = g + r * classes;
       row_map(
@@ -93,7 +93,7 @@ void mse_backward(const Tensor& input, const Tensor& target, double scale, Tenso
     T* gb = grad_target.defined() ? grad_target.data<T>() : nullptr;
     const C sc = C(scale);
     const int64_t n = input.numel();
-    parallel_ranges(n, n >= kParallelGrain, [&](int64_t begin, int64_t end) {
+    parallel_ranges(n, worth_sharing(n), [&](int64_t begin, int64_t end) {
 #pragma omp simd
       for (int64_t i = begin; i < end; ++i) {
         const C g = (load(a[i]) - load(b[i])) * sc;

@@ -145,7 +145,7 @@ std::vector<double> launch(std::span<const Op> ops, std::span<const KernelArgs> 
   const int64_t total = check_dtypes(tensors);
   const size_t count = tensors.size();
   std::vector<double> sums(count, 0.0);
-  if (total < kParallelThreshold) {
+  if (!worth_sharing(total, kParallelThreshold)) {
     for (size_t k = 0; k < count; ++k) sums[k] = run_any(ops[k], tensors[k], 0, tensors[k].numel);
     return sums;
   }
@@ -176,7 +176,7 @@ void stable_adamw_step(const StableAdamWMoments& moments, const StableAdamWClip&
     launch(std::span<const StableAdamWMoments>(ops), tensors);
     return;
   }
-  if (total < kParallelThreshold) {
+  if (!worth_sharing(total, kParallelThreshold)) {
     for (const KernelArgs& t : tensors) {
       double sum = run_any(moments, t, 0, t.numel);
       run_any(clip.update(sum, t.numel), t, 0, t.numel);

@@ -15,7 +15,7 @@ namespace {
 template <class T>
 void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
   using C = compute_t<T>;
-  parallel_region(rows * n >= kParallelGrain, [&](const Team& team) {
+  parallel_region(worth_sharing(rows * n), [&](const Team& team) {
     std::vector<C> buf(n);
     team.for_static(rows, [&](int64_t r) {
       const T* xr = x + r * n;
@@ -41,7 +41,7 @@ void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
 template <class T>
 void forward_strided(const T* x, T* y, int64_t outer, int64_t size, int64_t inner, bool log) {
   using C = compute_t<T>;
-  parallel_region(outer * size * inner >= kParallelGrain, [&](const Team& team) {
+  parallel_region(worth_sharing(outer * size * inner), [&](const Team& team) {
     std::vector<C> m(inner), s(inner);
     team.for_static(outer, [&](int64_t o) {
       const T* xo = x + o * size * inner;
@@ -78,7 +78,7 @@ void forward_strided(const T* x, T* y, int64_t outer, int64_t size, int64_t inne
 template <class T>
 void backward_last_dim(const T* g, const T* y, T* dx, int64_t rows, int64_t n, bool log) {
   using C = compute_t<T>;
-  parallel_for(rows, rows * n >= kParallelGrain, [&](int64_t r) {
+  parallel_for(rows, worth_sharing(rows * n), [&](int64_t r) {
     const T* gr = g + r * n;
     const T* yr = y + r * n;
     T* dr = dx + r * n;
@@ -99,7 +99,7 @@ template <class T>
 void backward_strided(const T* g, const T* y, T* dx, int64_t outer, int64_t size, int64_t inner,
                       bool log) {
   using C = compute_t<T>;
-  parallel_region(outer * size * inner >= kParallelGrain, [&](const Team& team) {
+  parallel_region(worth_sharing(outer * size * inner), [&](const Team& team) {
     std::vector<C> acc(inner);
     team.for_static(outer, [&](int64_t o) {
       const int64_t base = o * size * inner;

@@ -81,6 +81,30 @@ void run_on_team(bool parallel, JobRef job);
 // The number of threads a job may run on.
 int team_size();
 
+// The team as measured when it started: its size, the time an empty job takes to start and join
+// on all its threads (the cost of handing work between them), and how many times more work than
+// usual a loop then needs before sharing it out pays: 1, or kFarTeamFactor when the threads sit on
+// cores far apart. Some virtual machines place them so at times: an empty job then took ~1 us
+// instead of ~0.25, and a MiniLM seed step ran 40% slower on two threads than on one.
+struct TeamInfo {
+  int threads;
+  double handoff_ns;
+  int64_t sharing_factor;
+};
+inline constexpr int64_t kFarTeamFactor = 64;
+TeamInfo team_info();
+// TeamInfo::sharing_factor for an empty job's time.
+int64_t sharing_factor_for(double handoff_ns);
+
+// Elements below which threads cost more than they save: with 2 threads the MiniLM seed step
+// (rows of 20, [512, 20] activations, 5120-element weights) ran 9-11% faster at 8192 than at
+// 32768, and 2% faster again at 4096 (1% more at 2048).
+inline constexpr int64_t kParallelGrain = int64_t(1) << 12;
+
+// Whether `work` (elements; multiply-adds or others with a grain of their own) is worth sharing
+// out on this team.
+bool worth_sharing(int64_t work, int64_t grain = kParallelGrain);
+
 template <class F>
 void parallel_region(bool parallel, F&& job) {
   run_on_team(parallel, JobRef(job));
