@@ -29,7 +29,7 @@ constexpr int kSpins = 20000;
 constexpr int kLoops = 8;
 // An empty job slower than this means threads on cores far apart (see TeamInfo): ~0.25 us on
 // neighbouring cores, ~1 us far apart, on the machines this was measured on.
-constexpr double kFarHandoffNs = 600;
+constexpr double kFarHandoffNs = 500;
 // The placement can change while a program runs (a virtual machine's threads move between host
 // cores every few seconds at times), so the handoff is measured again after this many sharing
 // decisions (about every 40 steps of the MiniLM seed: 20 ms), over a few empty jobs (~5 us).

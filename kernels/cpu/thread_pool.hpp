@@ -81,11 +81,12 @@ void run_on_team(bool parallel, JobRef job);
 // The number of threads a job may run on.
 int team_size();
 
-// The team as measured when it started: its size, the time an empty job takes to start and join
-// on all its threads (the cost of handing work between them), and how many times more work than
-// usual a loop then needs before sharing it out pays: 1, or kFarTeamFactor when the threads sit on
-// cores far apart. Some virtual machines place them so at times: an empty job then took ~1 us
-// instead of ~0.25, and a MiniLM seed step ran 40% slower on two threads than on one.
+// The team as last measured (when it starts, then now and then): its size, the time an empty job
+// takes to start and join on all its threads (the cost of handing work between them), and how
+// many times more work than usual a loop then needs before sharing it out pays: 1, or
+// kFarTeamFactor when the threads sit on cores far apart. Some virtual machines place them so at
+// times: an empty job then took ~1 us instead of ~0.25, and a MiniLM seed step ran 40% slower on
+// two threads than on one.
 struct TeamInfo {
   int threads;
   double handoff_ns;
