@@ -179,8 +179,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
           grads[1] = Tensor::empty({out, in}, dtype, g.device());
           products.push_back({g2.transpose(0, 1), x2, grads[1], Tensor()});
         }
+        // The bias gradient, the column sums of g, as one more product (ones [1, rows] @ g): it
+        // runs beside the other two on whichever thread is free first.
+        if (needs.size() > 2 && needs[2]) {
+          grads[2] = Tensor::empty({out}, dtype, g.device());
+          products.push_back({Tensor::ones({1, rows}, dtype, g.device()), g2,
+                              grads[2].reshape({1, out}), Tensor()});
+        }
         kernels::gemm_concurrent(products);
-        if (needs.size() > 2 && needs[2]) grads[2] = g2.sum(0);
         return grads;
       });
   return y;
