@@ -22,7 +22,7 @@ struct GemmProduct {
 
 // Independent products (none reads another's output), each as gemm computes it. The CPU runs
 // them side by side, a thread each, when every one is too small to share out among threads (a
-// small linear layer's input and weight gradients); otherwise, and on other devices, in turn.
+// small linear layer's gradients); otherwise, and on other devices, in turn.
 void gemm_concurrent(const std::vector<GemmProduct>& products);
 
 }  // namespace optimi::kernels
