@@ -1,12 +1,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <omp.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstring>
+#include <functional>
 #include <thread>
 #include <vector>
 
 #include "kernels/cpu/thread_pool.hpp"
+#include "optimi/nn/functional.hpp"
+#include "optimi/optim.hpp"
+#include "optimi/random.hpp"
+#include "optimi/tensor.hpp"
 
 using namespace optimi::kernels::cpu;
 
@@ -125,4 +133,80 @@ TEST_CASE("a team on far cores shares out only larger loops", "[thread_pool]") {
   if (team.threads > 1) CHECK(team.handoff_ns > 0);
   // Alone, the calling thread is the whole team: nothing to hand over.
   if (team.threads == 1) CHECK(team.handoff_ns == 0);
+}
+
+namespace {
+
+// What f returns, computed in a forked child whose kernels run on one thread.
+std::vector<float> on_one_thread(const std::function<std::vector<float>()>& f) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    omp_set_num_threads(1);  // the child's team starts on its first kernel, with this size
+    const std::vector<float> out = team_size() == 1 ? f() : std::vector<float>{};
+    const uint64_t n = out.size();
+    bool ok = write(fds[1], &n, sizeof n) == ssize_t(sizeof n);
+    ok = ok && write(fds[1], out.data(), n * sizeof(float)) == ssize_t(n * sizeof(float));
+    _exit(ok ? 0 : 1);
+  }
+  REQUIRE(child > 0);
+  close(fds[1]);
+  uint64_t n = 0;
+  REQUIRE(read(fds[0], &n, sizeof n) == ssize_t(sizeof n));
+  std::vector<float> out(n);
+  size_t got = 0;
+  while (got < n * sizeof(float)) {
+    const ssize_t r =
+        read(fds[0], reinterpret_cast<char*>(out.data()) + got, n * sizeof(float) - got);
+    REQUIRE(r > 0);
+    got += size_t(r);
+  }
+  close(fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("kernels that reduce give the same bits on one thread as on the team", "[thread_pool]") {
+  // Sums are taken over fixed parts of the data and added in part order, so neither the number
+  // of threads nor the team's choice to share a loop out (it decides by timing) changes a result:
+  // a resumed training run must continue exactly. (Where the team finds its threads on far cores
+  // it shares these loops out no more than one thread would; the check then holds trivially.)
+  auto run = [] {
+    optimi::manual_seed(5);
+    using optimi::Tensor;
+    // Layer norm's weight and bias gradients: partial sums over rows.
+    Tensor x = Tensor::randn({1000, 24}).requires_grad_();
+    Tensor w = Tensor::randn({24}).requires_grad_(), b = Tensor::randn({24}).requires_grad_();
+    (optimi::nn::functional::layer_norm(x, {24}, w, b) * Tensor::randn({1000, 24}))
+        .sum()
+        .backward();
+    // An optimizer step over a tensor shared out element-wise and small ones taken whole.
+    std::vector<Tensor> params = {Tensor::randn({70000}), Tensor::randn({3000}),
+                                  Tensor::randn({7})};
+    optimi::optim::StableAdamW opt(params, {.lr = 1e-2, .weight_decay = 0.1});
+    for (Tensor& p : params) p.set_grad(Tensor::randn(p.shape()));
+    opt.step();
+    // A reduction over the leading dim (a bias gradient's shape) and a cross entropy.
+    Tensor column_sums = Tensor::randn({4096, 40}).sum(0);
+    Tensor logits = Tensor::randn({600, 50}).requires_grad_();
+    optimi::nn::functional::cross_entropy(logits,
+                                          Tensor::from_vector(std::vector<int64_t>(600, 3), {600}))
+        .backward();
+    std::vector<float> out;
+    for (const Tensor& t : {w.grad(), b.grad(), x.grad(), params[0], params[1], params[2],
+                            column_sums, logits.grad()}) {
+      const std::vector<float> v = t.to_vector<float>();
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+  };
+  const std::vector<float> team = run();
+  const std::vector<float> one = on_one_thread(run);
+  REQUIRE(one.size() == team.size());
+  CHECK(std::memcmp(one.data(), team.data(), team.size() * sizeof(float)) == 0);
 }

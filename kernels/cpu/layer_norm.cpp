@@ -47,8 +47,7 @@ void forward(const T* x, const compute_t<T>* weight, const compute_t<T>* bias, c
 }
 
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight; dweight and dbias
-// reduce over rows through per-thread partial sums, combined in thread order so that results
-// do not depend on timing.
+// reduce over rows.
 template <class T>
 void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t<T>* rstd,
               const compute_t<T>* weight, T* dx, compute_t<T>* dw, compute_t<T>* db, int64_t rows,
@@ -57,15 +56,19 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
   std::vector<C> ones;
   const C* w = or_filled(weight, cols, C(1), ones);
   const bool want_params = dw || db;
-  const int threads = team_size();
-  // A cache line between the partial sums of two threads: they add to theirs on every row.
+  // Partial sums of fixed parts of the rows, added in part order: the results depend neither on
+  // the number of threads nor on whether the rows were shared out at all (which the team decides
+  // by timing, see worth_sharing). At least 64 rows a part, at most 64 parts.
+  const int64_t part_rows = std::max<int64_t>(64, (rows + 63) / 64);
+  const int64_t parts = (rows + part_rows - 1) / part_rows;
+  // A cache line between the sums of neighbouring parts: two threads add to theirs on every row.
   const int64_t stride = cols + 64 / int64_t(sizeof(C));
-  std::vector<C> partial_w(want_params ? threads * stride : 0, C(0));
-  std::vector<C> partial_b(want_params ? threads * stride : 0, C(0));
-  parallel_region(worth_sharing(rows * cols), [&](const Team& team) {
-    C* pw = want_params ? partial_w.data() + team.thread() * stride : nullptr;
-    C* pb = want_params ? partial_b.data() + team.thread() * stride : nullptr;
-    team.for_static(rows, [&](int64_t r) {
+  std::vector<C> partial_w(want_params ? parts * stride : 0, C(0));
+  std::vector<C> partial_b(want_params ? parts * stride : 0, C(0));
+  parallel_for(parts, worth_sharing(rows * cols), [&](int64_t part) {
+    C* pw = want_params ? partial_w.data() + part * stride : nullptr;
+    C* pb = want_params ? partial_b.data() + part * stride : nullptr;
+    for (int64_t r = part * part_rows; r < std::min(rows, (part + 1) * part_rows); ++r) {
       const T* xr = x + r * cols;
       const T* gr = dy + r * cols;
       const C mu = mean[r];
@@ -80,7 +83,7 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
           pb[j] += g;
         }
       }
-      if (!dx) return;
+      if (!dx) continue;
       // g = dy * weight; xhat = (x - mu) * rs.
       const C a = row_sum(
                       cols, [](auto g, auto wj) { return g * wj; }, gr, w) /
@@ -93,13 +96,13 @@ void backward(const T* dy, const T* x, const compute_t<T>* mean, const compute_t
           cols, dx + r * cols,
           [mu, rs, a, c](auto g, auto v, auto wj) { return rs * (g * wj - a - (v - mu) * rs * c); },
           gr, xr, w);
-    });
+    }
   });
   if (!want_params) return;
-  for (int t = 0; t < threads; ++t) {
+  for (int64_t part = 0; part < parts; ++part) {
     for (int64_t j = 0; j < cols; ++j) {
-      if (dw) dw[j] += partial_w[t * stride + j];
-      if (db) db[j] += partial_b[t * stride + j];
+      if (dw) dw[j] += partial_w[part * stride + j];
+      if (db) db[j] += partial_b[part * stride + j];
     }
   }
 }

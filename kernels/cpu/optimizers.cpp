@@ -99,16 +99,41 @@ int64_t check_dtypes(std::span<const KernelArgs> tensors) {
   return total;
 }
 
-// Static schedule: each thread takes the same contiguous share of every tensor, split on whole
-// cache lines.
-struct Share {
-  int64_t begin, end;
+// A tensor's elements in fixed chunks (whole cache lines), whose sums (StableAdamW's, and those
+// of the ops that return one) are added in chunk order however the chunks are shared out: a
+// step's results do not depend on the number of threads, nor on whether it was shared out at all
+// (which the team decides by timing, see worth_sharing).
+constexpr int64_t kChunk = int64_t(1) << 14;
+int64_t chunks_of(const KernelArgs& a) {
+  return (a.numel + kChunk - 1) / kChunk;
+}
+
+// The sums of every chunk of every tensor.
+class ChunkSums {
+ public:
+  explicit ChunkSums(std::span<const KernelArgs> tensors) {
+    for (const KernelArgs& a : tensors) {
+      first_.push_back(int64_t(sums_.size()));
+      sums_.resize(sums_.size() + size_t(chunks_of(a)), 0.0);
+    }
+    first_.push_back(int64_t(sums_.size()));
+  }
+  double& at(size_t k, int64_t chunk) { return sums_[size_t(first_[k] + chunk)]; }
+  double total(size_t k) const {
+    double sum = 0.0;
+    for (int64_t i = first_[k]; i < first_[k + 1]; ++i) sum += sums_[size_t(i)];
+    return sum;
+  }
+
+ private:
+  std::vector<int64_t> first_;  // index of each tensor's first chunk
+  std::vector<double> sums_;
 };
-Share share_of(const KernelArgs& a, int64_t thread, int64_t threads) {
-  const int64_t line = 64 / element_size(a.dtype);
-  const int64_t block = ((a.numel + threads - 1) / threads + line - 1) / line * line;
-  const int64_t begin = std::min(a.numel, thread * block);
-  return {begin, std::min(a.numel, begin + block)};
+
+// op over chunk c of tensor a.
+template <class Op>
+double run_chunk(const Op& op, const KernelArgs& a, int64_t c) {
+  return run_any(op, a, c * kChunk, std::min(a.numel, (c + 1) * kChunk));
 }
 
 // The tensors that go whole to one thread, largest first: the last ones taken are the smallest.
@@ -122,49 +147,34 @@ std::vector<size_t> whole_tensors(std::span<const KernelArgs> tensors) {
   return order;
 }
 
-// Per-thread partial sums, combined in thread order so that results do not depend on timing.
-class PartialSums {
- public:
-  explicit PartialSums(size_t count) : count_(count), sums_(size_t(team_size()) * count, 0.0) {}
-  double& at(int64_t thread, size_t k) { return sums_[size_t(thread) * count_ + k]; }
-  double total(size_t k) {  // slots of threads that did not run stay 0
-    double sum = 0.0;
-    for (size_t i = k; i < sums_.size(); i += count_) sum += sums_[i];
-    return sum;
-  }
-
- private:
-  size_t count_;
-  std::vector<double> sums_;
-};
-
 }  // namespace
 
 template <class Op>
 std::vector<double> launch(std::span<const Op> ops, std::span<const KernelArgs> tensors) {
   const int64_t total = check_dtypes(tensors);
   const size_t count = tensors.size();
-  std::vector<double> sums(count, 0.0);
+  ChunkSums sums(tensors);
+  auto run_whole = [&](size_t k) {
+    for (int64_t c = 0; c < chunks_of(tensors[k]); ++c)
+      sums.at(k, c) = run_chunk(ops[k], tensors[k], c);
+  };
   if (!worth_sharing(total, kParallelThreshold)) {
-    for (size_t k = 0; k < count; ++k) sums[k] = run_any(ops[k], tensors[k], 0, tensors[k].numel);
-    return sums;
-  }
-  PartialSums partial(count);
-  const std::vector<size_t> whole = whole_tensors(tensors);
-  // No barrier between tensors: a thread moves on as soon as its share of one is done.
-  parallel_region(true, [&](const Team& team) {
-    for (size_t k = 0; k < count; ++k) {
-      if (tensors[k].numel < kSharedTensor) continue;
-      Share s = share_of(tensors[k], team.thread(), team.threads());
-      partial.at(team.thread(), k) = run_any(ops[k], tensors[k], s.begin, s.end);
-    }
-    team.for_dynamic(int64_t(whole.size()), [&](int64_t i) {
-      const size_t k = whole[size_t(i)];
-      partial.at(team.thread(), k) = run_any(ops[k], tensors[k], 0, tensors[k].numel);
+    for (size_t k = 0; k < count; ++k) run_whole(k);
+  } else {
+    const std::vector<size_t> whole = whole_tensors(tensors);
+    // No barrier between tensors: a thread moves on as soon as its share of one is done.
+    parallel_region(true, [&](const Team& team) {
+      for (size_t k = 0; k < count; ++k) {
+        if (tensors[k].numel < kSharedTensor) continue;
+        team.for_static(chunks_of(tensors[k]),
+                        [&](int64_t c) { sums.at(k, c) = run_chunk(ops[k], tensors[k], c); });
+      }
+      team.for_dynamic(int64_t(whole.size()), [&](int64_t i) { run_whole(whole[size_t(i)]); });
     });
-  });
-  for (size_t k = 0; k < count; ++k) sums[k] = partial.total(k);
-  return sums;
+  }
+  std::vector<double> totals(count);
+  for (size_t k = 0; k < count; ++k) totals[k] = sums.total(k);
+  return totals;
 }
 
 void stable_adamw_step(const StableAdamWMoments& moments, const StableAdamWClip& clip,
@@ -176,27 +186,28 @@ void stable_adamw_step(const StableAdamWMoments& moments, const StableAdamWClip&
     launch(std::span<const StableAdamWMoments>(ops), tensors);
     return;
   }
+  ChunkSums sums(tensors);
+  // The moments, then the update clipped by their RMS over the whole tensor.
+  auto step_whole = [&](size_t k) {
+    const KernelArgs& t = tensors[k];
+    for (int64_t c = 0; c < chunks_of(t); ++c) sums.at(k, c) = run_chunk(moments, t, c);
+    run_any(clip.update(sums.total(k), t.numel), t, 0, t.numel);
+  };
   if (!worth_sharing(total, kParallelThreshold)) {
-    for (const KernelArgs& t : tensors) {
-      double sum = run_any(moments, t, 0, t.numel);
-      run_any(clip.update(sum, t.numel), t, 0, t.numel);
-    }
+    for (size_t k = 0; k < count; ++k) step_whole(k);
     return;
   }
-  PartialSums partial(count);
   const std::vector<size_t> whole = whole_tensors(tensors);
   parallel_region(true, [&](const Team& team) {
     for (size_t k = 0; k < count; ++k) {
-      if (tensors[k].numel < kSharedTensor) continue;
-      Share s = share_of(tensors[k], team.thread(), team.threads());
-      partial.at(team.thread(), k) = run_any(moments, tensors[k], s.begin, s.end);
+      const KernelArgs& t = tensors[k];
+      if (t.numel < kSharedTensor) continue;
+      team.for_static(chunks_of(t), [&](int64_t c) { sums.at(k, c) = run_chunk(moments, t, c); });
       team.barrier();
-      run_any(clip.update(partial.total(k), tensors[k].numel), tensors[k], s.begin, s.end);
+      const StableAdamWUpdate step = clip.update(sums.total(k), t.numel);
+      team.for_static(chunks_of(t), [&](int64_t c) { run_chunk(step, t, c); });
     }
-    team.for_dynamic(int64_t(whole.size()), [&](int64_t i) {
-      const KernelArgs& t = tensors[whole[size_t(i)]];
-      run_any(clip.update(run_any(moments, t, 0, t.numel), t.numel), t, 0, t.numel);
-    });
+    team.for_dynamic(int64_t(whole.size()), [&](int64_t i) { step_whole(whole[size_t(i)]); });
   });
 }
 
