@@ -185,10 +185,16 @@ constexpr double kInvSqrt2Pi = 0.3989422804014327;
 // 0.5 * (1 + tanh(u)) is sigmoid(2u): one exp and one division, no cancellation near 0 (which is
 // what tanh itself needs a second polynomial for). Exactly 0 far left, where float exp would
 // overflow (fast_exp saturates instead, which would leave the backward a huge x times a tiny s).
+// u = sqrt(2 / pi) (x + 0.044715 x^3), the argument of tanh (arithmetic alone: vector lanes too).
+template <class C>
+OPTIMI_HD C gelu_tanh_inner(C x) {
+  return C(kSqrt2OverPi) * (x + C(0.044715) * x * x * x);
+}
+inline constexpr double kGeluFarLeft = -40;  // u below which the sigmoid is taken as 0
 template <class C>
 OPTIMI_HD C gelu_tanh_sigmoid(C x) {
-  const C u = C(kSqrt2OverPi) * (x + C(0.044715) * x * x * x);
-  return u < C(-40) ? C(0) : C(1) / (C(1) + fn::exp(C(-2) * u));
+  const C u = gelu_tanh_inner(x);
+  return u < C(kGeluFarLeft) ? C(0) : C(1) / (C(1) + fn::exp(C(-2) * u));
 }
 struct GeluTanh {
   template <class C>

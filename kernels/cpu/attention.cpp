@@ -6,7 +6,6 @@
 #include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
 #include "kernels/cpu/row_reduce.hpp"
-#include "kernels/fast_math.hpp"
 
 // One (batch, head) matrix at a time, each on one thread, the products on gemm_one; the softmax
 // probabilities are kept for backward, so backward is four products and one row pass. Causal
@@ -143,11 +142,7 @@ void softmax_rows(C* p, const RowBlock& blk, int64_t sk, bool causal, C scale) {
       for (int64_t j = 0; j < n; ++j) row[j] *= scale;
       factor = C(1);
     }
-    const C m = row_max(row, n) * factor;
-    const C inv = C(1) / row_map_total(
-                             n, row, [factor, m](auto x) { return fast_exp(x * factor - m); }, row);
-    row_map(
-        n, row, [inv](auto e) { return e * inv; }, row);
+    softmax_row(n, row, row, factor);
     std::fill(row + n, row + sk, C(0));
   }
 }

@@ -32,36 +32,31 @@ inline Lanes operator-(Lanes a, Lanes b) {
 inline Lanes operator*(Lanes a, Lanes b) {
   return _mm512_mul_ps(a.v, b.v);
 }
+inline Lanes mul_add(Lanes a, Lanes b, Lanes c) {
+  return _mm512_fmadd_ps(a.v, b.v, c.v);
+}
 
-// kernels::fast_exp lane by lane: the same reduction and polynomial, and the same results at the
-// edges (0 at or below -87, exp(88) at or above 88, NaN stays NaN). VSCALEFPS applies the 2^n
-// that the portable version builds from exponent bits behind clamps and selects, which were
-// half its instructions: this one is twice as fast.
+// kernels::fast_exp lane by lane: its reduction and polynomial (exp_reduced), and the same
+// results at the edges (0 at or below -87, exp(88) at or above 88, NaN stays NaN). VSCALEFPS
+// applies the 2^n that the portable version builds from exponent bits behind clamps and selects,
+// which were half its instructions: this one is twice as fast.
 using kernels::fast_exp;
 inline Lanes fast_exp(Lanes x) {
   // min(88, x) keeps a NaN x (the second operand) as it is.
-  const __m512 xc = _mm512_min_ps(_mm512_set1_ps(88.0f), x.v);
+  const Lanes xc = _mm512_min_ps(_mm512_set1_ps(88.0f), x.v);
   // Lanes at or below -87 become 0; "not less or equal" holds for NaN, which stays.
   const __mmask16 kept = _mm512_cmp_ps_mask(x.v, _mm512_set1_ps(-87.0f), _CMP_NLE_UQ);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_maskz_scalef_ps(kept, p, n);
+  const Lanes n =
+      _mm512_roundscale_ps((xc * Lanes(kLog2e)).v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return _mm512_maskz_scalef_ps(kept, exp_reduced(xc, n).v, n.v);
 }
 
 // fn::gelu_tanh_sigmoid lane by lane (found by argument-dependent lookup from the GELU functors):
 // the same arithmetic, with the far-left select as a mask.
 inline Lanes gelu_tanh_sigmoid(Lanes x) {
-  const Lanes u = Lanes(float(fn::kSqrt2OverPi)) * (x + Lanes(0.044715f) * x * x * x);
-  const __mmask16 far_left = _mm512_cmp_ps_mask(u.v, _mm512_set1_ps(-40.0f), _CMP_LT_OQ);
+  const Lanes u = fn::gelu_tanh_inner(x);
+  const __mmask16 far_left =
+      _mm512_cmp_ps_mask(u.v, _mm512_set1_ps(float(fn::kGeluFarLeft)), _CMP_LT_OQ);
   const __m512 s =
       _mm512_div_ps(_mm512_set1_ps(1.0f), (Lanes(1.0f) + fast_exp(Lanes(-2.0f) * u)).v);
   return _mm512_mask_blend_ps(far_left, s, _mm512_setzero_ps());

@@ -5,7 +5,6 @@
 #include "kernels/cpu/loops.hpp"
 #include "kernels/cpu/nn_kernels.hpp"
 #include "kernels/cpu/row_reduce.hpp"
-#include "kernels/fast_math.hpp"
 
 namespace optimi::kernels::cpu {
 // Losses are summed in double (chunked_sum: independent of the thread count).
@@ -23,14 +22,8 @@ double cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor
     std::vector<double> row_loss(rows);
     parallel_for(rows, worth_sharing(rows * classes), [&](int64_t r) {
       const T* xr = x + r * classes;
-      C* pr = p + r * classes;
-      const C m = row_max(xr, classes);
-      const C sum = row_map_total(
-          classes, pr, [m](auto v) { return fast_exp(v - m); }, xr);
-      const C inv = C(1) / sum;
-      row_map(
-          classes, pr, [inv](auto e) { return e * inv; }, pr);
-      row_loss[r] = double(m + std::log(sum)) - double(load(xr[t[r]]));
+      const SoftmaxRow<C> s = softmax_row(classes, p + r * classes, xr, C(1));
+      row_loss[r] = double(s.max + std::log(s.sum)) - double(load(xr[t[r]]));
     });
     total = chunked_sum<double>(rows, [&](int64_t begin, int64_t end) {
       double s = 0;

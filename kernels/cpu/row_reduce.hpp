@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/lanes.hpp"
+#include "kernels/fast_math.hpp"
 #include "optimi/dtype.hpp"
 
 // Sums, maxima and maps along one row, for the row kernels (layer norm, softmax, cross entropy,
@@ -14,6 +15,13 @@
 // target has AVX-512, float32 rows go 16 elements at a time (the last ones masked) and the lanes
 // fold in halves. The per-element math is a generic lambda, applied to 16 lanes there and to
 // scalars elsewhere (float64, other targets), so it is written once.
+
+// GCC 12 flags the undefined upper halves that the AVX-512 reductions leave by design, wherever
+// one is inlined (as in gemm_avx512.cpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 namespace optimi::kernels::cpu {
 
 // Σ_j f(in_j...) over rows of n elements (float32, bfloat16, float16 or float64), each element
@@ -118,4 +126,25 @@ C row_map_total(int64_t n, C* out, F f, const In*... in) {
   }
 }
 
+// out = softmax(in * scale) over a row, in the compute type, through m = max(in) * scale (for
+// scale >= 0 that is max(in * scale) exactly, rounding being monotonic) and the sum of
+// exp(in * scale - m); returns both (a log-sum-exp is m + log(sum)).
+template <class C>
+struct SoftmaxRow {
+  C max, sum;
+};
+template <class C, class T>
+SoftmaxRow<C> softmax_row(int64_t n, C* out, const T* in, C scale) {
+  const C m = row_max(in, n) * scale;
+  const C sum = row_map_total(
+      n, out, [scale, m](auto x) { return fast_exp(x * scale - m); }, in);
+  const C inv = C(1) / sum;
+  row_map(
+      n, out, [inv](auto e) { return e * inv; }, out);
+  return {m, sum};
+}
+
 }  // namespace optimi::kernels::cpu
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

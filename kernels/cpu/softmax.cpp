@@ -20,17 +20,14 @@ void forward_last_dim(const T* x, T* y, int64_t rows, int64_t n, bool log) {
     team.for_static(rows, [&](int64_t r) {
       const T* xr = x + r * n;
       T* yr = y + r * n;
-      const C m = row_max(xr, n);
-      const C s = row_map_total(
-          n, buf.data(), [m](auto x) { return fast_exp(x - m); }, xr);
+      const SoftmaxRow<C> s = softmax_row(n, buf.data(), xr, C(1));
       if (log) {
-        const C shift = m + std::log(s);
+        const C shift = s.max + std::log(s.sum);
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) yr[j] = store<T>(load(xr[j]) - shift);
       } else {
-        const C inv = C(1) / s;
 #pragma omp simd
-        for (int64_t j = 0; j < n; ++j) yr[j] = store<T>(buf[j] * inv);
+        for (int64_t j = 0; j < n; ++j) yr[j] = store<T>(buf[j]);
       }
     });
   });
